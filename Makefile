@@ -1,0 +1,55 @@
+# pyg_em — every target builds its own virtual environment on first use, so each works on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYG_WHEELS ?= ../shared/wheels
+PYG_EM_DATA ?= $(abspath ../shared/data/planetoid)
+export PYG_EM_DATA
+export PYG_EM_CACHE ?= $(abspath .cache)
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint docs bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
+	# torch first, pinned, so that nothing resolves a CUDA build.
+	$(PIP) torch
+	# torch_scatter/torch_sparse: prebuilt wheels when a wheelhouse exists, else a source build against torch.
+	if [ -d "$(PYG_WHEELS)" ]; then \
+	  $(PIP) --find-links "$(PYG_WHEELS)" torch_scatter torch_sparse; \
+	else \
+	  MAX_JOBS=2 FORCE_ONLY_CPU=1 $(PIP) --no-build-isolation torch_scatter torch_sparse; \
+	fi
+	# pyg_lib (faster neighbour sampling) is optional: only from a wheelhouse, never required.
+	-if [ -d "$(PYG_WHEELS)" ]; then $(PIP) --find-links "$(PYG_WHEELS)" pyg_lib || \
+	  echo "pyg_lib unavailable: NeighborLoader falls back to torch_sparse's sampler"; fi
+	$(PIP) -e '.[test,docs,dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@if [ -f "$(PYG_EM_DATA)/Cora/raw/ind.cora.x" ]; then ds=cora; else ds=sbm; fi; \
+	$(VENV)/bin/pyg-em run spectral --dataset $$ds --out runs/demo-spectral && \
+	$(VENV)/bin/pyg-em run kmeans --dataset $$ds --out runs/demo-kmeans
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pyg_em tests benchmarks examples
+
+test: $(STAMP) lint
+	$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	$(MAKE) docs
+
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+
+bench: $(STAMP)
+	$(PIP) '.[bench]'
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) docs/_build .cache runs .pytest_cache

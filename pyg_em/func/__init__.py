@@ -1,0 +1,3 @@
+"""Jacobian and neural-tangent-kernel tools."""
+
+__all__: list[str] = []

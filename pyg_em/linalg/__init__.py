@@ -1,0 +1,3 @@
+"""Sparse Laplacian linear algebra with sparse-aware gradients."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Layers, encoders and decoders (PyG ``MessagePassing`` modules)."""
+
+__all__: list[str] = []

@@ -1,0 +1,20 @@
+"""One trainer for full-batch, mini-batch and distributed training, with atomic checkpoints."""
+
+from pyg_em.train.callbacks import Callback, EarlyStopping, LambdaCallback
+from pyg_em.train.checkpoint import load_checkpoint, save_checkpoint
+from pyg_em.train.distributed import default_backend, shard_indices
+from pyg_em.train.trainer import Trainer
+from pyg_em.train.utils import seed_everything, select_device
+
+__all__ = [
+    "Trainer",
+    "Callback",
+    "EarlyStopping",
+    "LambdaCallback",
+    "save_checkpoint",
+    "load_checkpoint",
+    "seed_everything",
+    "select_device",
+    "shard_indices",
+    "default_backend",
+]

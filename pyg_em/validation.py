@@ -1,0 +1,183 @@
+"""One shared input validator for every public entry point.
+
+Each check raises :class:`TypeError` (wrong type or dtype) or :class:`ValueError` (wrong shape, range or
+non-finite values) naming the offending argument and what was expected.
+
+Checks such as ``edge_index.max() < num_nodes`` or ``torch.isfinite(x).all()`` read a value back to the host.
+That is fine at an API boundary but not inside a training step, so :class:`~pyg_em.train.Trainer` validates its
+data once and then runs the loop inside :func:`validation_disabled`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_edge_index",
+    "check_edge_weight",
+    "check_features",
+    "check_graph",
+    "check_n_clusters",
+    "check_positive",
+    "is_validation_enabled",
+    "validation_disabled",
+]
+
+_state = threading.local()
+
+
+def is_validation_enabled() -> bool:
+    """Whether data-dependent checks (range, finiteness) run; structural checks always run."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def validation_disabled() -> Iterator[None]:
+    """Skip the data-dependent checks (those that synchronise with the device) inside the block."""
+    previous = is_validation_enabled()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+def _is_sparse_adjacency(obj: Any) -> bool:
+    if isinstance(obj, Tensor) and obj.layout != torch.strided:
+        return True
+    return type(obj).__name__ == "SparseTensor"  # torch_sparse.SparseTensor, without importing it
+
+
+def check_edge_index(edge_index: Any, num_nodes: int | None = None, name: str = "edge_index") -> Tensor:
+    """Check that ``edge_index`` is a ``torch.long`` tensor of shape ``(2, E)`` with ids in ``[0, num_nodes)``.
+
+    Sparse adjacency inputs (``torch.sparse`` tensors, ``torch_sparse.SparseTensor``) are passed through
+    after a size check, since their indices are valid by construction.
+    """
+    if _is_sparse_adjacency(edge_index):
+        if num_nodes is not None and edge_index.size(0) != num_nodes:
+            raise ValueError(
+                f"{name}: sparse adjacency has {edge_index.size(0)} rows but there are {num_nodes} nodes"
+            )
+        return edge_index
+    if not isinstance(edge_index, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (2, E), got {type(edge_index).__name__}")
+    if edge_index.dtype != torch.long:
+        raise TypeError(f"{name} must have dtype torch.long, got {edge_index.dtype}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"{name} must have shape (2, E), got {tuple(edge_index.shape)}")
+    if num_nodes is not None and is_validation_enabled() and edge_index.numel() > 0:
+        low, high = int(edge_index.min()), int(edge_index.max())
+        if low < 0 or high >= num_nodes:
+            raise ValueError(
+                f"{name} holds node ids in [{low}, {high}] but must lie in [0, {num_nodes}) "
+                f"for num_nodes={num_nodes}"
+            )
+    return edge_index
+
+
+def check_features(x: Any, name: str = "x", num_nodes: int | None = None, dim: int = 2) -> Tensor:
+    """Check that ``x`` is a finite floating-point tensor with ``dim`` dimensions (and ``num_nodes`` rows)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(x.shape)}")
+    if num_nodes is not None and x.size(0) != num_nodes:
+        raise ValueError(f"{name} has {x.size(0)} rows but the graph has {num_nodes} nodes")
+    if is_validation_enabled() and x.numel() > 0 and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def check_edge_weight(
+    edge_weight: Any,
+    num_edges: int,
+    name: str = "edge_weight",
+    nonnegative: bool = True,
+) -> Tensor | None:
+    """Check an optional per-edge weight vector of shape ``(E,)``: floating point, finite, and ``>= 0``."""
+    if edge_weight is None:
+        return None
+    if not isinstance(edge_weight, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (E,), got {type(edge_weight).__name__}")
+    if not torch.is_floating_point(edge_weight):
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {edge_weight.dtype}")
+    if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
+        raise ValueError(f"{name} must have shape ({num_edges},) to match edge_index, got {tuple(edge_weight.shape)}")
+    if is_validation_enabled() and edge_weight.numel() > 0:
+        if not bool(torch.isfinite(edge_weight).all()):
+            raise ValueError(f"{name} contains NaN or Inf values")
+        if nonnegative and bool((edge_weight < 0).any()):
+            raise ValueError(f"{name} must be non-negative")
+    return edge_weight
+
+
+def check_graph(
+    x: Tensor | None,
+    edge_index: Any,
+    edge_weight: Tensor | None = None,
+    num_nodes: int | None = None,
+    *,
+    nonnegative_weights: bool = True,
+    require_edges: bool = False,
+) -> int:
+    """Validate node features, connectivity and optional edge weights together; return the number of nodes.
+
+    Args:
+        x (Tensor, optional): Node features of shape ``(N, F)``.
+        edge_index (Tensor or sparse adjacency): Graph connectivity of shape ``(2, E)``.
+        edge_weight (Tensor, optional): Edge weights of shape ``(E,)``. (default: :obj:`None`)
+        num_nodes (int, optional): Number of nodes; inferred from ``x`` when omitted. (default: :obj:`None`)
+        nonnegative_weights (bool): Reject negative ``edge_weight``. (default: :obj:`True`)
+        require_edges (bool): Reject graphs with no edges. (default: :obj:`False`)
+    """
+    if x is not None:
+        check_features(x, "x")
+        if num_nodes is not None and x.size(0) != num_nodes:
+            raise ValueError(f"x has {x.size(0)} rows but num_nodes={num_nodes}")
+        num_nodes = x.size(0)
+    if num_nodes is None:
+        if isinstance(edge_index, Tensor) and not _is_sparse_adjacency(edge_index) and edge_index.numel() > 0:
+            num_nodes = int(edge_index.max()) + 1
+        elif _is_sparse_adjacency(edge_index):
+            num_nodes = edge_index.size(0)
+        else:
+            raise ValueError("num_nodes must be given when x is None and edge_index is empty")
+    check_edge_index(edge_index, num_nodes)
+    if not _is_sparse_adjacency(edge_index):
+        if require_edges and edge_index.size(1) == 0:
+            raise ValueError("edge_index is empty: this method needs a graph with at least one edge")
+        check_edge_weight(edge_weight, edge_index.size(1), nonnegative=nonnegative_weights)
+    return int(num_nodes)
+
+
+def check_n_clusters(n_clusters: Any, num_nodes: int | None = None, name: str = "n_clusters") -> int:
+    """Check a cluster count: an integer ``>= 2`` and, when known, at most the number of nodes."""
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int):
+        raise TypeError(f"{name} must be an int, got {type(n_clusters).__name__}")
+    if n_clusters < 2:
+        raise ValueError(f"{name} must be at least 2, got {n_clusters}")
+    if num_nodes is not None and n_clusters > num_nodes:
+        raise ValueError(f"{name}={n_clusters} exceeds the number of nodes ({num_nodes})")
+    return n_clusters
+
+
+def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
+    """Check that a scalar hyper-parameter is a finite positive number (or non-negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not value == value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value

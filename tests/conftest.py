@@ -1,0 +1,40 @@
+"""Shared fixtures: every device available (CUDA when present), tiny graphs with known answers."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SHARED_PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)
+
+
+@pytest.fixture
+def planetoid_root():
+    root = Path(os.environ.get("PYG_EM_DATA", SHARED_PLANETOID))
+    if not (root / "Cora" / "raw" / "ind.cora.x").is_file():
+        pytest.skip("Planetoid raw files not available")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYG_EM_CACHE", str(tmp_path / "cache"))
+
+
+def path_graph(n=4):
+    src = torch.arange(n - 1)
+    return torch.stack([torch.cat([src, src + 1]), torch.cat([src + 1, src])])
+
+
+def two_triangles():
+    """Two disconnected triangles {0,1,2} and {3,4,5}."""
+    pairs = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5)]
+    e = torch.tensor(pairs).t()
+    return torch.cat([e, e.flip(0)], dim=1)

@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pyg_em.cli import main
+from pyg_em.clusters import kmeans, spectral_clustering
+from pyg_em.datasets import attributed_sbm
+from pyg_em.metrics import clustering_accuracy
+from tests.conftest import two_triangles
+
+
+def test_spectral_separates_components():
+    labels = spectral_clustering(two_triangles(), 6, 2)
+    assert clustering_accuracy([0, 0, 0, 1, 1, 1], labels) == 1.0
+
+
+def test_kmeans_reproducible_and_accurate():
+    data = attributed_sbm(400, 4, 8, num_features=16, feature_noise=0.3, seed=0)
+    a, _ = kmeans(data.x, 4, seed=1)
+    b, centers = kmeans(data.x, 4, seed=1)
+    assert torch.equal(a, b) and centers.shape == (4, 16)
+    assert clustering_accuracy(data.y, a) > 0.95
+
+
+def test_kmeans_too_many_clusters():
+    with pytest.raises(ValueError, match="n_clusters=5 exceeds"):
+        kmeans(torch.randn(4, 2), 5)
+
+
+def test_cli_run_writes_report(tmp_path, capsys):
+    assert main(["run", "spectral", "--dataset", "sbm", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "acc" in out and "nmi" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["metrics"]["acc"] > 0.9 and "torch" in report["versions"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "nope"], "unknown method"),
+        (["run", "kmeans", "--dataset", "nope"], "unknown dataset"),
+        (["run", "kmeans", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["run", "kmeans", "--dataset", "cora", "--root", "/nonexistent"], "Cora/raw"),
+        (["run", "kmeans", "--n-clusters", "5000"], "exceeds the number of nodes"),
+    ],
+)
+def test_cli_user_errors_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_console_script_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pyg_em.cli", "run", "kmeans", "--dataset", "karate"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "acc" in proc.stdout
