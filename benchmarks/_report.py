@@ -1,0 +1,42 @@
+"""Shared helpers for the benchmark suites: replace one suite's section of RESULTS.md, describe the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    """One line naming the hardware and library versions a table was measured with."""
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"
+    return (f"{platform.node() and 'host'}: {os.cpu_count()} CPU cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), {device}")
+
+
+def command() -> str:
+    """The command line that produced the current run."""
+    return "python -m " + " ".join([Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else sys.argv[0],
+                                     *sys.argv[1:]]) if sys.argv else ""
+
+
+def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the block between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in RESULTS.md."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{markdown.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
