@@ -1,3 +1,13 @@
 """GEM: unrolled and implicit EM layers that learn graph weights on ``edge_index``."""
 
-__all__: list[str] = []
+from pyg_em.em.candidates import complete_graph, knn_candidate_graph, pairs_to_edge_index, undirected_pairs
+from pyg_em.em.unrolled import GEMUnrolledEM, gem_unrolled
+
+__all__: list[str] = [
+    "GEMUnrolledEM",
+    "complete_graph",
+    "gem_unrolled",
+    "knn_candidate_graph",
+    "pairs_to_edge_index",
+    "undirected_pairs",
+]
