@@ -1,3 +1,16 @@
 """Sparse Laplacian linear algebra with sparse-aware gradients."""
 
-__all__: list[str] = []
+from pyg_em.linalg.cg import batched_pcg
+from pyg_em.linalg.errors import ConvergenceError, ConvergenceWarning
+from pyg_em.linalg.laplacian import laplacian, laplacian_coo, laplacian_matvec
+from pyg_em.linalg.sparse_solve import sparse_solve
+
+__all__: list[str] = [
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "batched_pcg",
+    "laplacian",
+    "laplacian_coo",
+    "laplacian_matvec",
+    "sparse_solve",
+]
