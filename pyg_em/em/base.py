@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from pyg_em.em.candidates import undirected_pairs
-from pyg_em.em.objective import inverse_softplus, rademacher_probes
+from pyg_em.em.objective import inverse_softplus, m_step, rademacher_probes
 from pyg_em.validation import check_graph, check_positive
 
 __all__ = ["GEMBase"]
@@ -35,6 +35,7 @@ class GEMBase(nn.Module):
         prior: float,
         init_weight: float,
         block_size: int,
+        solver_options: dict | None,
     ) -> None:
         super().__init__()
         self.eta = check_positive(eta, "eta")
@@ -56,6 +57,16 @@ class GEMBase(nn.Module):
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ValueError(f"block_size must be a positive int, got {block_size!r}")
         self.block_size = block_size
+        if solver_options is not None and not isinstance(solver_options, dict):
+            raise TypeError(f"solver_options must be a dict of sparse_solve keyword arguments or None, "
+                            f"got {type(solver_options).__name__}")
+        self.solver_options = dict(solver_options or {})
+
+    def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor, probes: Tensor | None,
+               theta_prior: Tensor) -> Tensor:
+        """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`)."""
+        return m_step(theta, z_hat, pairs, self.eta, self.eps, self.estep_noise, probes, self.prior, theta_prior,
+                      self.block_size, self.solver_options)
 
     @property
     def estep_noise(self) -> float | None:

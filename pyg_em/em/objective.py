@@ -42,6 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pyg_em.em.candidates import pairs_to_edge_index
+from pyg_em.linalg import laplacian_coo, sparse_solve
+
 __all__ = [
     "inverse_softplus",
     "m_step",
@@ -63,34 +66,33 @@ def inverse_softplus(weight: Tensor) -> Tensor:
 def precision_operator(pairs: Tensor, weight: Tensor, num_nodes: int, shift: float) -> tuple[Tensor, Tensor, int]:
     r"""The precision :math:`L_w + \text{shift}\cdot I` as ``(indices (2, nnz), values (nnz,), N)``.
 
-    Off-diagonal entries :math:`-w_{ij}` at both ``(i, j)`` and ``(j, i)``; diagonal degree plus ``shift``.
-    The values are differentiable functions of ``weight``.
+    Built by :func:`~pyg_em.linalg.laplacian_coo` on both directions of every pair, so the values are
+    differentiable functions of ``weight``.
     """
-    row, col = pairs
-    nodes = torch.arange(num_nodes, device=pairs.device)
-    degree = weight.new_zeros(num_nodes).index_add(0, row, weight).index_add(0, col, weight)
-    indices = torch.cat([pairs, pairs.flip(0), torch.stack([nodes, nodes])], dim=1)
-    values = torch.cat([-weight, -weight, degree + shift])
-    return indices, values, num_nodes
+    return laplacian_coo(pairs_to_edge_index(pairs), torch.cat([weight, weight]), num_nodes, shift=shift)
 
 
-def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor) -> Tensor:
-    """Solve ``A X = rhs`` for the SPD precision ``A`` (all columns at once), differentiably in both."""
-    # TEMPORARY call site: dense solve until pyg_em.linalg.sparse_solve lands on the linalg branch.
-    indices, values, n = operator
-    dense = values.new_zeros(n, n).index_put((indices[0], indices[1]), values, accumulate=True)
-    return torch.linalg.solve(dense, rhs)
+def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor, options: dict | None = None) -> Tensor:
+    """Solve ``A X = rhs`` for the SPD precision ``A``, all columns at once, differentiably in both (twice).
+
+    ``options`` are keyword arguments of :func:`~pyg_em.linalg.sparse_solve` (``method``, ``tol``, ...).
+    """
+    return sparse_solve(operator, rhs, **(options or {}))
 
 
-def posterior_mean(x: Tensor, pairs: Tensor, weight: Tensor, eps: float, noise: float | None) -> Tensor:
+def posterior_mean(
+    x: Tensor, pairs: Tensor, weight: Tensor, eps: float, noise: float | None, options: dict | None = None
+) -> Tensor:
     r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``)."""
     if noise is None:
-        return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x)
+        return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x, options)
     precision = noise ** -2
-    return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision)
+    return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision, options)
 
 
-def rademacher_probes(num_nodes: int, num_probes: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def rademacher_probes(
+    num_nodes: int, num_probes: int, like: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """``(N, k)`` matrix of independent ±1 entries with the dtype and device of ``like``."""
     bits = torch.randint(0, 2, (num_nodes, num_probes), generator=generator, device=like.device)
     return (2 * bits - 1).to(like.dtype)
@@ -102,7 +104,8 @@ def pair_resistance(
     num_nodes: int,
     shift: float,
     probes: Tensor | None = None,
-    block_size: int = 1024,
+    block_size: int = 4096,
+    options: dict | None = None,
 ) -> Tensor:
     r""":math:`(e_i - e_j)^\top (L_w + \text{shift}\,I)^{-1} (e_i - e_j)` for every pair, exact or by probes.
 
@@ -115,7 +118,9 @@ def pair_resistance(
             :math:`\frac1k\sum_p (u_{ip}-u_{jp})(v_{ip}-v_{jp})` with :math:`U = A^{-1}V` from one ``k``-column
             solve. When :obj:`None`, the exact value from solves against blocks of ``block_size`` unit vectors
             (``N`` columns in all: use it for small graphs). (default: :obj:`None`)
-        block_size (int): Unit vectors per exact solve, bounding memory to ``N * block_size``. (default: ``1024``)
+        block_size (int): Unit vectors per exact solve, bounding memory to ``N * block_size``.
+            (default: ``4096``)
+        options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
 
     Returns:
         ``(U,)`` resistances, differentiable with respect to ``weight`` (and ``probes``).
@@ -123,14 +128,14 @@ def pair_resistance(
     operator = precision_operator(pairs, weight, num_nodes, shift)
     row, col = pairs
     if probes is not None:
-        solution = solve_precision(operator, probes)
+        solution = solve_precision(operator, probes, options)
         return ((solution[row] - solution[col]) * (probes[row] - probes[col])).mean(dim=1)
     diagonal, cross = [], weight.new_zeros(pairs.size(1))
     for start in range(0, num_nodes, block_size):
         stop = min(start + block_size, num_nodes)
         nodes = torch.arange(start, stop, device=pairs.device)
         unit = weight.new_zeros(num_nodes, stop - start).index_put((nodes, nodes - start), weight.new_ones(()))
-        inverse_block = solve_precision(operator, unit)  # columns start..stop-1 of A^{-1}
+        inverse_block = solve_precision(operator, unit, options)  # columns start..stop-1 of A^{-1}
         diagonal.append(inverse_block[nodes, nodes - start])
         in_block = (col >= start) & (col < stop)
         cross = cross.masked_scatter(in_block, inverse_block[row[in_block], col[in_block] - start])
@@ -145,6 +150,8 @@ def q_gradient(
     eps: float,
     noise: float | None,
     probes: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
 ) -> Tensor:
     r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
 
@@ -156,13 +163,15 @@ def q_gradient(
         noise (float, optional): Observation noise :math:`\sigma`; :obj:`None` for the seed's E-step (no
             covariance term).
         probes (Tensor, optional): Rademacher probes ``(N, k)`` for the resistances; exact when :obj:`None`.
+        block_size (int): Unit vectors per exact solve. (default: ``4096``)
+        options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
     """
     num_nodes, num_features = z_hat.shape
     row, col = pairs
-    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes)
+    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, options)
     gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
     if noise is not None:
-        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes)
+        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, options)
         gradient = gradient - 0.5 * num_features * covariance
     return gradient
 
@@ -207,11 +216,14 @@ def m_step(
     probes: Tensor | None = None,
     prior: float = 0.0,
     theta_prior: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
 ) -> Tensor:
     r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
     \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
     \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
-    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes) * torch.sigmoid(theta)
+    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options)
+    ascent = ascent * torch.sigmoid(theta)
     if prior > 0:
         ascent = ascent - prior * (theta - theta_prior)
     return theta + eta * ascent

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_em.em.base import GEMBase
-from pyg_em.em.objective import m_step, posterior_mean
+from pyg_em.em.objective import posterior_mean
 
 __all__ = ["GEMUnrolledEM", "gem_unrolled"]
 
@@ -31,15 +31,15 @@ def gem_unrolled(
     theta_prior = theta
     z_hat = x
     for _ in range(num_layers):
-        z_hat = posterior_mean(x, pairs, F.softplus(theta), layer.eps, layer.estep_noise)
+        z_hat = posterior_mean(x, pairs, F.softplus(theta), layer.eps, layer.estep_noise, layer.solver_options)
         probes = layer.draw_probes(x, generator)
-        args = (pairs, layer.eta, layer.eps, layer.estep_noise, probes, layer.prior)
         if use_detach:
             with torch.no_grad():
-                step = m_step(theta.detach(), z_hat.detach(), *args, theta_prior.detach()) - theta.detach()
+                current = theta.detach()
+                step = layer.m_step(current, z_hat.detach(), pairs, probes, theta_prior.detach()) - current
             theta = theta + step
         else:
-            theta = m_step(theta, z_hat, *args, theta_prior)
+            theta = layer.m_step(theta, z_hat, pairs, probes, theta_prior)
     return theta, z_hat
 
 
@@ -66,6 +66,7 @@ class GEMUnrolledEM(GEMBase):
 
     Example (the seed's usage on the complete candidate graph of 6 nodes)::
 
+        >>> import torch
         >>> from pyg_em.em import GEMUnrolledEM, complete_graph
         >>> x, y = torch.rand(6, 1), torch.rand(6, 1)
         >>> edge_index = complete_graph(6)
@@ -92,7 +93,9 @@ class GEMUnrolledEM(GEMBase):
         prior (float): Weight :math:`\lambda \ge 0` of a Gaussian prior
             :math:`-\frac{\lambda}{2}\lVert\theta-\theta_0\rVert^2` added to :math:`Q`. (default: ``0``)
         init_weight (float): Initial weight of every edge when ``edge_weight`` is omitted. (default: ``1.0``)
-        block_size (int): Unit vectors per solve in exact mode. (default: ``1024``)
+        block_size (int): Unit vectors per solve in exact mode. (default: ``4096``)
+        solver_options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve` for every
+            solve (``method``, ``tol``, ``maxiter``, ...). (default: :obj:`None`, its defaults)
 
     Shapes:
         - **input:** node signals :math:`(N, F)`, edge indices :math:`(2, E)`, optional positive edge weights
@@ -113,9 +116,10 @@ class GEMUnrolledEM(GEMBase):
         num_probes: int = 16,
         prior: float = 0.0,
         init_weight: float = 1.0,
-        block_size: int = 1024,
+        block_size: int = 4096,
+        solver_options: dict | None = None,
     ) -> None:
-        super().__init__(eta, eps, noise, estep, logdet, num_probes, prior, init_weight, block_size)
+        super().__init__(eta, eps, noise, estep, logdet, num_probes, prior, init_weight, block_size, solver_options)
         if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
         self.num_layers = num_layers
