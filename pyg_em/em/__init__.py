@@ -1,9 +1,11 @@
 """GEM: unrolled and implicit EM layers that learn graph weights on ``edge_index``."""
 
 from pyg_em.em.candidates import complete_graph, knn_candidate_graph, pairs_to_edge_index, undirected_pairs
+from pyg_em.em.implicit import GEMImplicitEM
 from pyg_em.em.unrolled import GEMUnrolledEM, gem_unrolled
 
 __all__: list[str] = [
+    "GEMImplicitEM",
     "GEMUnrolledEM",
     "complete_graph",
     "gem_unrolled",
