@@ -2,6 +2,7 @@
 
 from pyg_em.linalg.cg import batched_pcg
 from pyg_em.linalg.errors import ConvergenceError, ConvergenceWarning
+from pyg_em.linalg.fixed_point import fixed_point
 from pyg_em.linalg.laplacian import laplacian, laplacian_coo, laplacian_matvec
 from pyg_em.linalg.sparse_solve import sparse_solve
 
@@ -9,6 +10,7 @@ __all__: list[str] = [
     "ConvergenceError",
     "ConvergenceWarning",
     "batched_pcg",
+    "fixed_point",
     "laplacian",
     "laplacian_coo",
     "laplacian_matvec",
