@@ -37,8 +37,9 @@ def batched_lsmr(
     r"""LSMR (Fong & Saunders, 2011) for :math:`\min_X \|\mathbf{A}X - \mathbf{B}\|_F`, all columns at once.
 
     The recurrences are those of scipy's ``lsmr`` (``damp=0``, no condition-number stop) with every scalar
-    turned into a per-column vector, so one product with :math:`\mathbf{A}` and one with :math:`\mathbf{A}^\top` per iteration serve all
-    :math:`k` columns; a column stops updating once it meets scipy's tests
+    turned into a per-column vector, so one product with :math:`\mathbf{A}` and one with
+    :math:`\mathbf{A}^\top` per iteration serve all :math:`k` columns; a column stops updating
+    once it meets scipy's tests
     (:math:`\|r\| \le \mathrm{btol}\|b\| + \mathrm{atol}\|A\|\|x\|` for compatible systems, or
     :math:`\|A^\top r\| \le \mathrm{atol}\|A\|\|r\|`). For a consistent under-determined system it returns the
     minimum-norm solution.
