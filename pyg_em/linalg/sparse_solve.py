@@ -19,6 +19,10 @@ from pyg_em.validation import is_validation_enabled
 #: factorises in well under 0.5 s and one factor serves the forward and every backward solve exactly.
 AUTO_DIRECT_MAX_NODES = 2048
 
+#: CG on CPU renumbers the unknowns by reverse Cuthill-McKee from this size on (cache locality of the matvec;
+#: below it the (N, k) block fits in cache and the reordering would not pay for itself).
+RCM_MIN_NODES = 50_000
+
 _METHODS = ("auto", "cg", "direct")
 _PRECONDITIONERS = ("jacobi", None)
 
@@ -154,10 +158,16 @@ class _LinearSystem:
     def _csr(self, values: Tensor) -> Tensor:
         # CSR @ dense is the fastest CPU matvec measured for this workload (200k-node geometric graph,
         # 1.6M nnz, 16 float64 columns, 1 thread): 0.11 s vs 0.35 s (torch_sparse), 0.48 s (COO mm), 0.54 s
-        # (index_select + index_add_); it maps to cuSPARSE on CUDA. CG assumes a symmetric A, so the transposed
-        # view reuses the same matrix.
+        # (index_select + index_add_); it maps to cuSPARSE on CUDA. On large CPU problems the rows are first
+        # renumbered by reverse Cuthill-McKee (scipy, O(nnz)): neighbours then sit close in memory and the same
+        # matvec took 0.034 s instead of 0.197 s. CG assumes a symmetric A, so the transposed view reuses it.
         if "csr" not in self.cache:
-            coo = torch.sparse_coo_tensor(torch.stack([self.rows, self.cols]), values.detach(), (self.n, self.n),
+            rows, cols = self.rows, self.cols
+            if rows.device.type == "cpu" and self.n >= RCM_MIN_NODES:
+                perm, inv = _rcm_order(rows, cols, self.n)
+                self.cache["perm"], self.cache["inv"] = perm, inv
+                rows, cols = inv[rows], inv[cols]
+            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values.detach(), (self.n, self.n),
                                           check_invariants=False)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -186,11 +196,30 @@ class _LinearSystem:
             return torch.from_numpy(out).to(B.device)
         csr = self._csr(values)
         diag = self._diag(values) if self.preconditioner == "jacobi" else None
+        perm = self.cache.get("perm")
+        rhs = B.detach()
+        if perm is not None:
+            rhs = rhs.index_select(0, perm)
+            x0 = x0.index_select(0, perm) if x0 is not None else None
+            diag = diag.index_select(0, perm) if diag is not None else None
         X, self.iterations = batched_pcg(
-            lambda Y: csr @ Y, B.detach(), diag=diag, x0=x0, tol=self.tol, atol=self.atol, maxiter=self.maxiter,
+            lambda Y: csr @ Y, rhs, diag=diag, x0=x0, tol=self.tol, atol=self.atol, maxiter=self.maxiter,
             strict=self.strict, name=self.name,
         )
-        return X
+        return X.index_select(0, self.cache["inv"]) if perm is not None else X
+
+
+def _rcm_order(rows: Tensor, cols: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Reverse Cuthill-McKee order of the symmetrised pattern: ``perm[new] = old`` and its inverse."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    r, c = rows.numpy(), cols.numpy()
+    pattern = sp.csr_matrix((np.ones(r.shape[0], dtype=np.int8), (r, c)), shape=(n, n))
+    perm = torch.from_numpy(reverse_cuthill_mckee(pattern, symmetric_mode=False).astype(np.int64))
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    return perm, inv
 
 
 class SparseSolveFunction(torch.autograd.Function):
