@@ -20,7 +20,8 @@ where :math:`J^\top u` is one vector-Jacobian product through a single M-step. T
   converges when the spectral radius of :math:`J` is below one; non-convergence raises.
 
 ``'auto'`` picks ``'cg'`` for the symmetric case and ``'neumann'`` otherwise (``estep='seed'`` or Hutchinson
-probes, whose :math:`\partial G/\partial\theta` need not be symmetric).
+probes, whose :math:`\partial G/\partial\theta` need not be symmetric). The iteration (Anderson-accelerated or
+plain) and the adjoint solve are :func:`pyg_em.linalg.fixed_point`; this module supplies the M-step map.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from torch import Tensor
 
 from pyg_em.em.base import GEMBase
 from pyg_em.em.objective import posterior_mean
-from pyg_em.linalg import ConvergenceError, batched_pcg
+from pyg_em.linalg import fixed_point
 from pyg_em.validation import check_positive
 
 __all__ = ["GEMImplicitEM"]
 
 BACKWARDS = ("auto", "cg", "neumann")
+SOLVERS = ("anderson", "iterate")
 
 
 class GEMImplicitEM(GEMBase):
@@ -48,7 +50,8 @@ class GEMImplicitEM(GEMBase):
         \theta \leftarrow \theta + \eta\,\nabla_\theta Q(\theta; \hat z(\theta)),
         \qquad \hat z(\theta) = (L_w + \varepsilon I + \sigma^{-2}I)^{-1}\sigma^{-2}x,
 
-    until :math:`\lVert\theta_{k+1}-\theta_k\rVert_\infty \le` ``tol``, then returns the weights
+    (Anderson-accelerated by default) until :math:`\lVert\theta_{k+1}-\theta_k\rVert \le`
+    ``tol``:math:`\cdot\max(\lVert\theta_{k+1}\rVert, 1)`, then returns the weights
     :math:`w^* = \mathrm{softplus}(\theta^*)` and :math:`\hat z(\theta^*)`. Backward solves one adjoint system
     (see :mod:`pyg_em.em.implicit`), so its cost does not grow with the number of forward iterations.
 
@@ -66,7 +69,9 @@ class GEMImplicitEM(GEMBase):
         num_probes (int): Probes in Hutchinson mode. (default: ``16``)
         prior (float): Weight of the prior :math:`-\frac{\lambda}{2}\lVert\theta-\theta_0\rVert^2`. (default: ``0``)
         init_weight (float): Initial weight when ``edge_weight`` is omitted. (default: ``1.0``)
-        tol (float): Forward stopping tolerance on the largest parameter change. (default: ``1e-8``)
+        solver (str): ``'anderson'`` (Anderson acceleration) or ``'iterate'`` (plain M-steps).
+            (default: ``'anderson'``)
+        tol (float): Forward stopping tolerance on the relative parameter change. (default: ``1e-8``)
         maxiter (int): Forward iteration cap. (default: ``1000``)
         backward (str): Adjoint solver, ``'auto'``, ``'cg'`` or ``'neumann'``. (default: ``'auto'``)
         backward_tol (float): Relative residual tolerance of the adjoint solve. (default: ``1e-10``)
@@ -94,6 +99,7 @@ class GEMImplicitEM(GEMBase):
         num_probes: int = 16,
         prior: float = 0.0,
         init_weight: float = 1.0,
+        solver: str = "anderson",
         tol: float = 1e-8,
         maxiter: int = 1000,
         backward: str = "auto",
@@ -113,8 +119,10 @@ class GEMImplicitEM(GEMBase):
         if backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         self.backward = backward
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        self.solver = solver
         self.strict = bool(strict)
-        self.iterations: int | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -141,88 +149,18 @@ class GEMImplicitEM(GEMBase):
 
     def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None):
         """Fixed point and implicit gradient on validated ``pairs`` and ``theta0``; returns ``(theta*, z_hat)``."""
-        probes = self.draw_probes(x, generator)
+        probes = self.draw_probes(x, generator)  # drawn once, so the iterated map is deterministic
 
         def step(theta: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
             z_hat = posterior_mean(x, pairs, F.softplus(theta), self.eps, self.estep_noise, self.solver_options)
             return self.m_step(theta, z_hat, pairs, probes, theta0)
 
-        with torch.no_grad():
-            theta_star = self._iterate(lambda theta: step(theta, x, theta0), theta0.detach())
-        if torch.is_grad_enabled() and (x.requires_grad or theta0.requires_grad):
-            theta_star = self._attach_implicit_gradient(step, theta_star, x, theta0)
+        theta_star = fixed_point(step, theta0.detach(), x, theta0, solver=self.solver, backward=self.adjoint_solver,
+                                 tol=self.tol, maxiter=self.maxiter, backward_tol=self.backward_tol,
+                                 backward_maxiter=self.backward_maxiter, strict=self.strict)
         z_hat = posterior_mean(x, pairs, F.softplus(theta_star), self.eps, self.estep_noise, self.solver_options)
         return theta_star, z_hat
 
-    def _iterate(self, step, theta: Tensor) -> Tensor:
-        for iteration in range(1, self.maxiter + 1):
-            theta_next = step(theta)
-            change = (theta_next - theta).abs().max()
-            theta = theta_next
-            if bool(change <= self.tol):  # one host sync per iteration: this loop is not a training step
-                self.iterations = iteration
-                return theta
-        self.iterations = self.maxiter
-        self._fail(f"GEMImplicitEM fixed-point iteration (max |change| {float(change):.3e} > tol={self.tol}; raise "
-                   "maxiter, lower eta or add a prior)", self.maxiter, float(change))
-        return theta
-
-    def _fail(self, message: str, iterations: int, residual: float) -> None:
-        if self.strict:
-            raise ConvergenceError(residual, iterations, message)
-        import warnings
-
-        from pyg_em.linalg import ConvergenceWarning
-
-        warnings.warn(message, ConvergenceWarning, stacklevel=3)
-
-    def _attach_implicit_gradient(self, step, theta_star: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
-        # DEQ-style: one more differentiable step from the (detached) fixed point carries the gradients to x and
-        # theta0 as (dT/dp)^T u; the hook swaps the incoming v for the adjoint u = (I - J^T)^{-1} v first.
-        leaf = theta_star.detach().requires_grad_()
-        with torch.enable_grad():
-            mapped = step(leaf, x, theta0)
-
-        solving = [False]
-
-        def vjp(u: Tensor) -> Tensor:  # J^T u, re-entrant autograd through the one stored step
-            return torch.autograd.grad(mapped, leaf, u, retain_graph=True)[0]
-
-        def hook(v: Tensor) -> Tensor:
-            # The VJPs inside the adjoint solve pass through `mapped` again and would re-enter this hook.
-            if solving[0]:
-                return v
-            solving[0] = True
-            try:
-                return self._adjoint(vjp, v)
-            finally:
-                solving[0] = False
-
-        mapped.register_hook(hook)
-        return mapped
-
-    def _adjoint(self, vjp, v: Tensor) -> Tensor:
-        if self.adjoint_solver == "cg":
-            def matvec(columns: Tensor) -> Tensor:
-                return columns - vjp(columns[:, 0]).unsqueeze(1)
-
-            u, _ = batched_pcg(matvec, v.unsqueeze(1), tol=self.backward_tol, maxiter=self.backward_maxiter,
-                               strict=self.strict, name="I - J^T (GEM adjoint)")
-            return u[:, 0]
-        u, scale, terms = v, v.abs().max().clamp_min(torch.finfo(v.dtype).tiny), 0
-        while terms < self.backward_maxiter:
-            terms += 1
-            u_next = v + vjp(u)
-            change = (u_next - u).abs().max()
-            u = u_next
-            if not bool(torch.isfinite(change)):
-                break
-            if bool(change <= self.backward_tol * scale):
-                return u
-        self._fail("GEMImplicitEM Neumann adjoint series (the M-step map is not a contraction at the fixed "
-                   "point: lower eta or use backward='cg')", terms, float(change))
-        return u
-
     def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.extra_repr()}, tol={self.tol}, maxiter={self.maxiter}, "
-                f"backward={self.backward!r})")
+        return (f"{self.__class__.__name__}({self.extra_repr()}, solver={self.solver!r}, tol={self.tol}, "
+                f"maxiter={self.maxiter}, backward={self.backward!r})")
