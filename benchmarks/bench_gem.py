@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks._report import command, machine, markdown_table, write_section
+from benchmarks._report import machine, markdown_table, write_section
 
 NUM_FEATURES, NUM_LAYERS, ETA, EPS, NOISE = 8, 5, 0.1, 1e-3, 1.0
 
@@ -155,7 +155,8 @@ def main() -> None:
     load = os.getloadavg()
     text = "\n\n".join([
         "## GEM (`pyg_em.em`)",
-        f"Command: `PYTHONPATH=$PWD {command()}`  \nMachine: {machine()}; load average during the run "
+        f"Command: `PYTHONPATH=$PWD python -m benchmarks.bench_gem{' --quick' if args.quick else ''}`  \n"
+        f"Machine: {machine()}; load average (1/5/15 min) at the end of the run "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine: timings are noisy, ratios are side by side)",
         f"Forward + backward of K={NUM_LAYERS} unrolled EM layers (create_graph), F={NUM_FEATURES}, eps={EPS}, "
         "posterior E-step, on a symmetrised 5-NN candidate graph of random 2-D points, float64, 1 torch thread, "
