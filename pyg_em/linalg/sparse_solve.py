@@ -148,8 +148,9 @@ class _LinearSystem:
                 (values.detach().cpu().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())), shape=(self.n, self.n)
             )
             try:
-                # The minimum-degree ordering on A^T + A suits the symmetric matrices this module is for.
-                self.cache["lu"] = splu(mat, permc_spec="MMD_AT_PLUS_A")
+                # scipy's default COLAMD ordering: MMD_AT_PLUS_A gave less fill on a 5k-node SBM but did not
+                # finish within 100 s on a 50k-node geometric graph, where COLAMD factorises in 1.7 s.
+                self.cache["lu"] = splu(mat, permc_spec="COLAMD")
                 self.cache["lu_transpose"] = self.transpose
             except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
                 raise ValueError(f"{self.name} is singular ({exc}); use a positive shift") from exc
