@@ -15,7 +15,8 @@ from pyg_em.validation import is_validation_enabled
 #: On CPU, ``method='auto'`` factorises (scipy SuperLU) up to this many unknowns and runs PCG above it. Sparse LU
 #: fill-in depends on the graph's separators: small on meshes and geometric graphs, but near dense on the
 #: expander-like graphs GNNs meet -- measured here, the LU of L + 0.1 I of a 5000-node SBM (average degree 10)
-#: takes 2.3 s and stores 6.6M entries, while PCG needs a few dozen sparse matvecs. Up to ~2k unknowns any graph
+#: takes 14.5 s with COLAMD (2.3 s with MMD_AT_PLUS_A) and stores 6.6M+ entries, while PCG needs a few dozen
+#: sparse matvecs. Up to ~2k unknowns any graph
 #: factorises in well under 0.5 s and one factor serves the forward and every backward solve exactly.
 AUTO_DIRECT_MAX_NODES = 2048
 
