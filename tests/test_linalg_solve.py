@@ -291,3 +291,14 @@ def test_cg_with_rcm_reordering_matches_dense(monkeypatch):
 
     assert gradcheck(f, (w, B))
     assert gradgradcheck(f, (w, B))
+
+
+def test_gather_dot_chunks_match_unchunked():
+    import importlib
+
+    ss = importlib.import_module("pyg_em.linalg.sparse_solve")
+    U, X = torch.randn(7, 3, dtype=D), torch.randn(7, 3, dtype=D)
+    rows, cols = torch.randint(0, 7, (50,)), torch.randint(0, 7, (50,))
+    ref = (U[rows] * X[cols]).sum(-1)
+    torch.testing.assert_close(ss._gather_dot(U, X, rows, cols, chunk_elements=12), ref)  # 4 edges per chunk
+    torch.testing.assert_close(ss._gather_dot(U[:, 0], X[:, 0], rows, cols), U[rows, 0] * X[cols, 0])
