@@ -37,7 +37,7 @@ demo: $(STAMP)
 	$(VENV)/bin/pyg-em run kmeans --dataset $$ds --out runs/demo-kmeans
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pyg_em tests benchmarks examples
+	$(VENV)/bin/ruff check .
 
 test: $(STAMP) lint
 	$(PY) -m pytest; rc=$$?; \
