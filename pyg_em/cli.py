@@ -188,13 +188,18 @@ class _Stages:
 
 
 def _load_data(run: dict[str, Any]):
-    from pyg_em.datasets import load_dataset
+    from pyg_em.datasets import PLANETOID_NAMES, load_dataset, planetoid_root
 
     try:
         return load_dataset(run["dataset"], root=run["root"], seed=run["seed"])
     except FileNotFoundError as exc:
-        raise UsageError(f"{exc} (on the command line: --root DIR, or the environment variable PYG_EM_DATA)") \
-            from exc
+        hint = "pass --root DIR or set PYG_EM_DATA=DIR; nothing is downloaded (sbm and karate need no files)"
+        key = run["dataset"].lower()
+        if planetoid_root(run["root"]) is None:
+            name = PLANETOID_NAMES[key]
+            raise UsageError(f"--dataset {key} reads local Planetoid files DIR/{name}/raw/ind.{key}.x (and the "
+                             f"other ind.{key}.* files) and no data root was given: {hint}") from exc
+        raise UsageError(f"{exc} ({hint})") from exc
 
 
 def _describe(data) -> dict[str, int]:

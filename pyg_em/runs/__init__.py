@@ -3,8 +3,8 @@
 Each runner takes ``(data, config)`` — a :class:`~torch_geometric.data.Data` and a :class:`RunConfig` — and
 returns a :class:`RunResult`. The registry :data:`RUNNERS` maps method names to runners.
 
-How to plug a method in
------------------------
+.. rubric:: How to plug a method in
+
 1. Write ``run_<method>(data, config) -> RunResult`` in ``pyg_em/runs/<method>.py``:
 
    .. code-block:: python
@@ -21,7 +21,9 @@ How to plug a method in
 
 2. Add one line to :data:`RUNNERS` below (and the import).
 
-What the report draws from the result (each part appears only when its field is set):
+.. rubric:: What the report draws from the result
+
+What the report draws (each part appears only when its field is set):
 
 - ``metrics`` (``dict[str, float]``): the printed table and ``report.json``'s ``metrics`` — always.
 - ``history`` (``dict[str, list[float]]``, e.g. :meth:`~pyg_em.train.Trainer.fit`'s return value):
