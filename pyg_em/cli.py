@@ -157,6 +157,12 @@ def _check_values(run: dict[str, Any], plots: dict[str, Any]) -> None:
     for name in ("max_points", "dpi"):
         if plots[name] < 1:
             raise UsageError(f"[plots] {name} must be a positive integer, got {plots[name]}")
+    if run["out"] is not None:
+        try:  # fail before a long run, not after it
+            Path(run["out"]).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {run['out']!r}: cannot create the report folder ({exc.strerror or exc})") \
+                from exc
     if run["device"] is not None:
         from pyg_em.train import select_device
 

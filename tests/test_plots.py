@@ -73,6 +73,25 @@ def test_embedding_colours_predictions_by_matched_class():
     assert len(plot_embedding(emb).axes) == 1
 
 
+def test_class_colour_is_the_same_in_both_panels_when_a_class_is_missing():
+    emb = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    truth = torch.tensor([0, 0, 1, 1, 2, 2])
+    fig = plot_embedding(emb, pred=torch.tensor([7, 7, 7, 7, 4, 4]), truth=truth)
+    pred_ax, truth_ax = fig.axes
+    colours = [{t.get_text(): tuple(h.get_facecolor()[0]) for t, h in
+                zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)} for ax in (pred_ax, truth_ax)]
+    assert "2" in colours[0] and len(colours[0]) == 2  # cluster 4 is matched to class 2; class 0 or 1 is absent
+    for name, colour in colours[0].items():
+        assert colours[1][name] == colour
+
+
+def test_negative_truth_is_rejected_by_the_confusion_matrix(tmp_path):
+    with pytest.raises(ValueError, match="non-negative"):
+        plot_confusion([-1, 0, 1], [0, 1, 1])
+    with pytest.warns(UserWarning, match="negative ids"):
+        assert write_plots(tmp_path, labels=[0, 1, 1], truth=[-1, 0, 1]) == {}
+
+
 def test_embedding_subsamples_large_inputs():
     fig = plot_embedding(torch.randn(300, 3), truth=torch.arange(300) % 3, max_points=50)
     drawn = sum(len(c.get_offsets()) for c in fig.axes[0].collections)

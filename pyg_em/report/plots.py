@@ -94,13 +94,15 @@ def project_2d(embedding: Any, method: str = "pca", seed: int = 0) -> np.ndarray
     return PCA(2, random_state=seed).fit_transform(points)
 
 
-def _scatter_labels(ax, points: np.ndarray, labels: np.ndarray, title: str) -> None:
+def _scatter_labels(ax, points: np.ndarray, labels: np.ndarray, title: str, num_colors: int) -> None:
+    # The colour is a function of the label value (not of its rank in this panel), so that a class keeps its
+    # colour in every panel even when a panel lacks some classes.
     classes = np.unique(labels)
-    palette = colormaps["tab10" if classes.size <= 10 else "tab20"]
+    palette = colormaps["tab10" if num_colors <= 10 else "tab20"]
     size = 12 if points.shape[0] <= 1000 else 4
-    for i, label in enumerate(classes):
+    for label in classes:
         mask = labels == label
-        color = _UNMATCHED_COLOR if label < 0 else palette(i % palette.N)
+        color = _UNMATCHED_COLOR if label < 0 else palette(int(label) % palette.N)
         name = "unmatched" if label < 0 else str(label)
         ax.scatter(points[mask, 0], points[mask, 1], s=size, color=color, label=name, linewidths=0)
     if classes.size <= 20:
@@ -147,9 +149,10 @@ def plot_embedding(
         panels.append((_numpy(truth).reshape(-1)[keep], "truth"))
     if not panels:
         panels.append((np.zeros(keep.size, dtype=np.int64), "nodes"))
+    num_colors = max(int(labels.max()) + 1 for labels, _ in panels)
     fig, axes = _grid(len(panels), panel=(5.0, 4.5))
     for ax, (labels, title) in zip(axes, panels):
-        _scatter_labels(ax, xy, labels, title)
+        _scatter_labels(ax, xy, labels, title, num_colors)
     fig.suptitle(f"embedding ({method.upper() if method == 'pca' else 't-SNE'}, {keep.size} nodes)")
     return fig
 
@@ -161,6 +164,8 @@ def plot_confusion(truth: Any, pred: Any, annotate_max: int = 15) -> Figure:
     classes). Nodes of clusters left unmatched (more clusters than classes) form an ``'unmatched'`` column.
     """
     truth = _numpy(truth).reshape(-1)
+    if truth.size and truth.min() < 0:
+        raise ValueError("truth must hold non-negative class ids (-1 marks unmatched clusters in the figure)")
     matched = match_clusters(truth, _numpy(pred).reshape(-1))
     classes = np.unique(truth)
     columns = list(classes) + ([-1] if (matched < 0).any() else [])
@@ -224,5 +229,8 @@ def write_plots(
         else:
             warnings.warn("the embedding contains NaN or infinite values: embedding.png not drawn", stacklevel=2)
     if labels is not None and truth is not None:
+        if _numpy(truth).min() < 0:
+            warnings.warn("truth holds negative ids (unlabelled nodes?): confusion.png not drawn", stacklevel=2)
+            return written
         written["confusion"] = save_figure(plot_confusion(truth, labels), out / "confusion.png", dpi)
     return written
