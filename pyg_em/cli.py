@@ -90,11 +90,17 @@ def _load_config(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise UsageError(f"--config: file {path!r} does not exist")
+    try:  # read, not is_file(): a shell's <(...) pipe is a valid config source too
+        text = file.read_text()
+    except OSError as exc:
+        raise UsageError(f"--config: cannot read {path!r} ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--config: {path!r} is not UTF-8 text, as TOML must be") from exc
     try:
-        return tomllib.loads(file.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"--config: {path!r} is not valid TOML: {exc}") from exc
 
 

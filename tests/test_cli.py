@@ -128,6 +128,7 @@ def test_missing_data_root_says_where_to_put_files(monkeypatch, capsys):
         ("[kmeans]\nn_inits = 20\n", "[kmeans]: unknown key(s) ['n_inits']"),
         ("[kmeans]\nn_init = 'many'\n", "[kmeans] n_init must be an integer"),
         ("[spectral]\nn_init = 2.5\n", None),  # a table of another method is not validated by this run
+        ("[kmeans]\nmax_iter = 50\n", None),
         ("epochs = [\n", "is not valid TOML"),
     ],
 )
@@ -139,6 +140,15 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, toml, message, capsys):
         assert code == 0, err
     else:
         assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_unreadable_config_exits_2(tmp_path, capsys):
+    binary = tmp_path / "b.toml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    assert main(["run", "kmeans", "--config", str(binary)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    assert main(["run", "kmeans", "--config", str(tmp_path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_config_sets_dataset_and_flags_override(tmp_path, capsys):
@@ -156,8 +166,23 @@ def test_config_sets_dataset_and_flags_override(tmp_path, capsys):
 def test_spectral_reports_its_embedding(tmp_path, capsys):
     assert main(["run", "spectral", "--dataset", "sbm", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["metrics"]["acc"] > 0.9 and report["config"]["spectral"] == {"n_init": 10, "dim": None}
+    assert report["metrics"]["acc"] > 0.9
+    assert report["config"]["spectral"] == {"n_init": 10, "dim": None, "regularization": "auto"}
     assert_png(tmp_path / "embedding.png")
+
+
+@pytest.mark.parametrize("value, expected", [("0", 0.0), ("2.5", 2.5), ('"auto"', "auto"), ('"off"', None),
+                                             ("-1", None)])
+def test_spectral_regularization_setting(tmp_path, value, expected, capsys):
+    config = write_toml(tmp_path / "c.toml", f"[spectral]\nregularization = {value}\n")
+    code = main(["run", "spectral", "--dataset", "karate", "--config", config, "--out", str(tmp_path / "r")])
+    if expected is None:
+        assert code == 2
+        assert "[spectral] regularization must be 'auto' or a number >= 0" in capsys.readouterr().err
+    else:
+        assert code == 0
+        report = json.loads((tmp_path / "r" / "report.json").read_text())
+        assert report["config"]["spectral"]["regularization"] == expected
 
 
 # -- a trained method: loss curves appear when the runner returns a history ----------------------------------
