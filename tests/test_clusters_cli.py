@@ -1,11 +1,6 @@
-import json
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from pyg_em.cli import main
 from pyg_em.clusters import kmeans, spectral_clustering
 from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_accuracy
@@ -28,37 +23,6 @@ def test_kmeans_reproducible_and_accurate():
 def test_kmeans_too_many_clusters():
     with pytest.raises(ValueError, match="n_clusters=5 exceeds"):
         kmeans(torch.randn(4, 2), 5)
-
-
-def test_cli_run_writes_report(tmp_path, capsys):
-    assert main(["run", "spectral", "--dataset", "sbm", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "acc" in out and "nmi" in out
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["metrics"]["acc"] > 0.9 and "torch" in report["versions"]
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["run", "nope"], "unknown method"),
-        (["run", "kmeans", "--dataset", "nope"], "unknown dataset"),
-        (["run", "kmeans", "--epochs", "0"], "--epochs must be a positive integer"),
-        (["run", "kmeans", "--dataset", "cora", "--root", "/nonexistent"], "Cora/raw"),
-        (["run", "kmeans", "--n-clusters", "5000"], "exceeds the number of nodes"),
-    ],
-)
-def test_cli_user_errors_exit_2(argv, message, capsys):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
-
-
-def test_console_script_subprocess(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pyg_em.cli", "run", "kmeans", "--dataset", "karate"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "acc" in proc.stdout
 
 
 def test_regularised_spectral_ignores_tiny_components():
