@@ -31,10 +31,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The main job: one real run on Cora when the raw files are present, else on the built-in SBM (no download).
+DEMO_METHOD ?= spectral
 demo: $(STAMP)
 	@if [ -f "$(PYG_EM_DATA)/Cora/raw/ind.cora.x" ]; then ds=cora; else ds=sbm; fi; \
-	$(VENV)/bin/pyg-em run spectral --dataset $$ds --out runs/demo-spectral && \
-	$(VENV)/bin/pyg-em run kmeans --dataset $$ds --out runs/demo-kmeans
+	out=runs/demo-$(DEMO_METHOD)-$$ds; \
+	$(VENV)/bin/pyg-em run $(DEMO_METHOD) --dataset $$ds --progress --out $$out && ls -l $$out
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 
+try:
+    from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
+except ImportError:  # pragma: no cover
+    WITH_PYG_LIB = WITH_TORCH_SPARSE = False
+
+# NeighborLoader/LinkNeighborLoader need pyg_lib or torch_sparse (CI always has torch_sparse; a bare
+# GPU image may have neither).
+requires_sampler = pytest.mark.skipif(
+    not (WITH_PYG_LIB or WITH_TORCH_SPARSE), reason="neighbour sampling needs pyg_lib or torch_sparse"
+)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SHARED_PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 

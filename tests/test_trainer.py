@@ -16,6 +16,7 @@ from pyg_em.train import (
     save_checkpoint,
     seed_everything,
 )
+from tests.conftest import requires_sampler
 
 
 class ToyAutoEncoder(BaseModel):
@@ -86,6 +87,7 @@ def test_resume_is_bit_exact(graph, tmp_path):
     assert history == reference
 
 
+@requires_sampler
 def test_minibatch_training(graph, device):
     seed_everything(0)
     loader = NeighborLoader(graph, num_neighbors=[5], batch_size=64, shuffle=True)
