@@ -1,5 +1,12 @@
 """Trainable models on the :class:`~pyg_em.models.base.BaseModel` template."""
 
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
+from pyg_em.models.gae import GAE, VGAE
+from pyg_em.models.link_prediction import LinkSplit, evaluate_link_prediction, fit_link_prediction, link_split
+from pyg_em.models.negative_sampling import sample_negative_edges
 
-__all__ = ["LossOutput", "BaseModel", "ClusteringModel"]
+__all__ = [
+    "LossOutput", "BaseModel", "ClusteringModel",
+    "GAE", "VGAE", "LinkSplit", "link_split", "evaluate_link_prediction", "fit_link_prediction",
+    "sample_negative_edges",
+]

@@ -1,3 +1,5 @@
 """Layers, encoders and decoders (PyG ``MessagePassing`` modules)."""
 
-__all__: list[str] = []
+from pyg_em.nn.gcn_encoder import GCNEncoder, NormalizedAdjacencyCache, VariationalGCNEncoder
+
+__all__: list[str] = ["GCNEncoder", "VariationalGCNEncoder", "NormalizedAdjacencyCache"]
