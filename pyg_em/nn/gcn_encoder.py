@@ -23,7 +23,9 @@ def _gcn_norm(edge_index: Any, edge_weight: Tensor | None, num_nodes: int, impro
     return out if isinstance(out, tuple) else (out, None)
 
 
-__all__ = ["GCNEncoder", "VariationalGCNEncoder", "NormalizedAdjacencyCache", "TensorKeyedCache"]
+__all__ = [
+    "GCNEncoder", "VariationalGCNEncoder", "GraphEncoderBase", "NormalizedAdjacencyCache", "TensorKeyedCache",
+]
 
 
 def _is_sparse_tensor(obj: Any) -> bool:
@@ -40,35 +42,42 @@ def _fingerprint(tensor: Any) -> tuple:
 
 
 class TensorKeyedCache:
-    """Memoises a value computed from some tensors, for the most recent tensors only.
+    """Memoises values computed from some tensors, for the ``capacity`` most recently used tensor groups.
 
     The key is the *identity* of each tensor (held through a weak reference, so a freed tensor whose memory is
     reused by a new one never matches) plus its in-place version counter and shape, so a new or modified
-    tensor always triggers a recomputation.
+    tensor always triggers a recomputation. A capacity above one lets a training graph and a validation graph
+    alternate without recomputing.
+
+    Args:
+        capacity (int): Number of entries kept, least recently used evicted first. (default: :obj:`2`)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 2) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
         self.clear()
 
     def clear(self) -> None:
-        self._refs: tuple | None = None
-        self._key: tuple | None = None
-        self._value: Any = None
+        self._entries: list[tuple[tuple, tuple, Any]] = []
 
-    def _same_objects(self, tensors: Sequence[Any]) -> bool:
-        if self._refs is None or len(self._refs) != len(tensors):
+    @staticmethod
+    def _same_objects(refs: tuple, tensors: Sequence[Any]) -> bool:
+        if len(refs) != len(tensors):
             return False
-        return all((ref is None and t is None) or (ref is not None and ref() is t)
-                   for ref, t in zip(self._refs, tensors))
+        return all((ref is None and t is None) or (ref is not None and ref() is t) for ref, t in zip(refs, tensors))
 
     def get(self, tensors: Sequence[Any], compute, extra: tuple = ()) -> Any:
         """Return the cached value for ``tensors`` (and hashable ``extra``), computing it when they changed."""
         key = tuple(_fingerprint(t) for t in tensors) + tuple(extra)
-        if self._same_objects(tensors) and key == self._key:
-            return self._value
+        for i, (refs, entry_key, value) in enumerate(self._entries):
+            if entry_key == key and self._same_objects(refs, tensors):
+                self._entries.insert(0, self._entries.pop(i))
+                return value
         value = compute()
-        self._refs = tuple(None if t is None else weakref.ref(t) for t in tensors)
-        self._key, self._value = key, value
+        refs = tuple(None if t is None else weakref.ref(t) for t in tensors)
+        self._entries = [(refs, key, value), *self._entries[: self.capacity - 1]]
         return value
 
 
@@ -94,7 +103,69 @@ class NormalizedAdjacencyCache(TensorKeyedCache):
         return self.get((edge_index, edge_weight), compute, extra=(num_nodes, improved, add_self_loops, dtype))
 
 
-class GCNEncoder(torch.nn.Module):
+class GraphEncoderBase(torch.nn.Module):
+    """Shared plumbing of the encoders: cached graph normalisation, DropEdge, and sparse input features."""
+
+    def _setup_graph_options(self, in_channels: int, input_dropout: float, edge_dropout: float, improved: bool,
+                             add_self_loops: bool, cache_normalization: bool, sparse_features: bool | None) -> None:
+        for name, value in (("input_dropout", input_dropout), ("edge_dropout", edge_dropout)):
+            if not 0.0 <= check_positive(value, name, allow_zero=True) < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {value}")
+        self.in_channels = in_channels
+        self.input_dropout, self.edge_dropout = input_dropout, edge_dropout
+        self.improved, self.add_self_loops = improved, add_self_loops
+        self.cache_normalization, self.sparse_features = cache_normalization, sparse_features
+        self._sparse_x_cache = TensorKeyedCache()
+        self._norm_cache = NormalizedAdjacencyCache()
+
+    def clear_cache(self) -> None:
+        """Forget the cached normalisation and sparse features (they are also refreshed automatically)."""
+        self._norm_cache.clear()
+        self._sparse_x_cache.clear()
+
+    def prepare(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Any, Tensor | None]:
+        """Validate the inputs; return the (dropped-out, possibly sparse) features and the normalised graph."""
+        sparse_x = x.layout != torch.strided
+        check_graph(None if sparse_x else x, edge_index, edge_weight, num_nodes=x.size(0))
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"x has {x.size(1)} features but the encoder expects in_channels={self.in_channels}")
+        adj, weight = self.normalize(edge_index, edge_weight, x.size(0), dtype=x.dtype)
+        return self._input(x), adj, weight
+
+    def normalize(self, edge_index: Any, edge_weight: Tensor | None, num_nodes: int,
+                  dtype: torch.dtype | None = None) -> tuple[Any, Tensor | None]:
+        """The symmetric GCN normalisation of the graph, from the cache when the graph is unchanged."""
+        if self.training and self.edge_dropout > 0 and not _is_sparse_tensor(edge_index):
+            keep = torch.rand(edge_index.size(1), device=edge_index.device) >= self.edge_dropout
+            edge_index = edge_index[:, keep]
+            edge_weight = edge_weight[keep] if edge_weight is not None else None
+            return _gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
+        if not self.cache_normalization:
+            return _gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
+        return self._norm_cache(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
+
+    def _input(self, x: Tensor) -> Tensor:
+        """Input features after dropout, as a sparse CSR matrix when that makes the first layer cheaper."""
+        if x.layout != torch.strided or x.requires_grad or self.sparse_features is False:
+            return F.dropout(x, self.input_dropout, self.training) if x.layout == torch.strided else x
+        sparse = self._sparse_x_cache.get((x,), lambda: self._maybe_sparse(x))
+        if sparse is None:
+            return F.dropout(x, self.input_dropout, self.training)
+        if not (self.training and self.input_dropout > 0):
+            return sparse
+        values = F.dropout(sparse.values(), self.input_dropout, True)
+        return torch.sparse_csr_tensor(sparse.crow_indices(), sparse.col_indices(), values, sparse.size(),
+                                       check_invariants=False)
+
+    def _maybe_sparse(self, x: Tensor) -> Tensor | None:
+        if self.sparse_features is None and float((x != 0).float().mean()) > 0.1:
+            return None
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+            warnings.simplefilter("ignore", UserWarning)
+            return x.to_sparse_csr()
+
+
+class GCNEncoder(GraphEncoderBase):
     r"""A stack of :class:`~torch_geometric.nn.conv.GCNConv` layers (the GAE encoder of Kipf & Welling, 2016).
 
     .. math::
@@ -155,22 +226,17 @@ class GCNEncoder(torch.nn.Module):
                             *((f"hidden_channels[{i}]", h) for i, h in enumerate(hidden))):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
-        for name, value in (("dropout", dropout), ("input_dropout", input_dropout), ("edge_dropout", edge_dropout)):
-            if not 0.0 <= check_positive(value, name, allow_zero=True) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {value}")
-        self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden, out_channels
-        self.dropout, self.input_dropout, self.edge_dropout = dropout, input_dropout, edge_dropout
-        self.improved, self.add_self_loops = improved, add_self_loops
-        self.cache_normalization = cache_normalization
-        self.sparse_features = sparse_features
-        self._sparse_x_cache = TensorKeyedCache()
+        if not 0.0 <= check_positive(dropout, "dropout", allow_zero=True) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self._setup_graph_options(in_channels, input_dropout, edge_dropout, improved, add_self_loops,
+                                  cache_normalization, sparse_features)
+        self.hidden_channels, self.out_channels, self.dropout = hidden, out_channels, dropout
         widths = [in_channels, *hidden]
         # normalize=False: the (cached) normalisation is done once per forward here, not once per layer.
         self.convs = torch.nn.ModuleList(
             GCNConv(a, b, normalize=False, bias=bias) for a, b in zip(widths[:-1], widths[1:])
         )
         self.heads = torch.nn.ModuleList(self._make_heads(widths[-1], out_channels, bias))
-        self._norm_cache = NormalizedAdjacencyCache()
         self.reset_parameters()
 
     def _make_heads(self, in_channels: int, out_channels: int, bias: bool) -> list[GCNConv]:
@@ -179,48 +245,12 @@ class GCNEncoder(torch.nn.Module):
     def reset_parameters(self) -> None:
         for conv in (*self.convs, *self.heads):
             conv.reset_parameters()
-        self._norm_cache.clear()
-
-    def normalize(self, edge_index: Any, edge_weight: Tensor | None, num_nodes: int,
-                  dtype: torch.dtype | None = None) -> tuple[Any, Tensor | None]:
-        """The symmetric GCN normalisation of the graph, from the cache when the graph is unchanged."""
-        if self.training and self.edge_dropout > 0 and not _is_sparse_tensor(edge_index):
-            keep = torch.rand(edge_index.size(1), device=edge_index.device) >= self.edge_dropout
-            edge_index = edge_index[:, keep]
-            edge_weight = edge_weight[keep] if edge_weight is not None else None
-            return _gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
-        if not self.cache_normalization:
-            return _gcn_norm(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
-        return self._norm_cache(edge_index, edge_weight, num_nodes, self.improved, self.add_self_loops, dtype)
-
-    def _input(self, x: Tensor) -> Tensor:
-        """Input features after dropout, as a sparse CSR matrix when that makes the first layer cheaper."""
-        if x.layout != torch.strided or x.requires_grad or self.sparse_features is False:
-            return F.dropout(x, self.input_dropout, self.training) if x.layout == torch.strided else x
-        sparse = self._sparse_x_cache.get((x,), lambda: self._maybe_sparse(x))
-        if sparse is None:
-            return F.dropout(x, self.input_dropout, self.training)
-        if not (self.training and self.input_dropout > 0):
-            return sparse
-        values = F.dropout(sparse.values(), self.input_dropout, True)
-        return torch.sparse_csr_tensor(sparse.crow_indices(), sparse.col_indices(), values, sparse.size())
-
-    def _maybe_sparse(self, x: Tensor) -> Tensor | None:
-        if self.sparse_features is None and float((x != 0).float().mean()) > 0.1:
-            return None
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
-            warnings.simplefilter("ignore", UserWarning)
-            return x.to_sparse_csr()
+        self.clear_cache()
 
     def hidden(self, x: Tensor, edge_index: Any,
                edge_weight: Tensor | None = None) -> tuple[Tensor, Any, Tensor | None]:
         """The last hidden representation (input of the output head(s)) and the normalised graph."""
-        sparse_x = x.layout != torch.strided
-        check_graph(None if sparse_x else x, edge_index, edge_weight, num_nodes=x.size(0))
-        if x.size(1) != self.in_channels:
-            raise ValueError(f"x has {x.size(1)} features but the encoder expects in_channels={self.in_channels}")
-        adj, weight = self.normalize(edge_index, edge_weight, x.size(0), dtype=x.dtype)
-        h = self._input(x)
+        h, adj, weight = self.prepare(x, edge_index, edge_weight)
         for conv in self.convs:
             h = F.relu(conv(h, adj, weight))
             h = F.dropout(h, self.dropout, self.training)
