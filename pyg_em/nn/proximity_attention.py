@@ -10,6 +10,8 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
+from pyg_em.nn.gcn_encoder import TensorKeyedCache
+from pyg_em.nn.sparse_matmul import constant_sparse_matmul, sparse_pair
 from pyg_em.validation import check_edge_weight, check_features
 
 __all__ = ["ProximityAttentionConv", "transition_proximity"]
@@ -103,6 +105,8 @@ class ProximityAttentionConv(MessagePassing):
         negative_slope (float): LeakyReLU slope. (default: :obj:`0.2`)
         dropout (float): Dropout on the attention coefficients. (default: :obj:`0.0`)
         bias (bool): Add a learnable bias. (default: :obj:`True`)
+        sparse_input (bool, optional): Multiply constant input features as a sparse matrix (bag-of-words
+            features are ~1 % non-zero); ``None`` decides by density (≤ 10 %). (default: :obj:`None`)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`, edge indices :math:`(2, E)`, optional edge weights
@@ -111,7 +115,7 @@ class ProximityAttentionConv(MessagePassing):
     """
 
     def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, dropout: float = 0.0,
-                 bias: bool = True) -> None:
+                 bias: bool = True, sparse_input: bool | None = None) -> None:
         super().__init__(aggr="add", node_dim=0)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.negative_slope, self.dropout = negative_slope, dropout
@@ -119,7 +123,9 @@ class ProximityAttentionConv(MessagePassing):
         self.att_self = Parameter(torch.empty(1, out_channels))
         self.att_neighbor = Parameter(torch.empty(1, out_channels))
         self.bias = Parameter(torch.empty(out_channels)) if bias else None
-        self._cache: tuple | None = None
+        self.sparse_input = sparse_input
+        self._proximity_cache = TensorKeyedCache()
+        self._sparse_x_cache = TensorKeyedCache()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -129,16 +135,30 @@ class ProximityAttentionConv(MessagePassing):
         glorot(self.att_neighbor)
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
-        self._cache = None
 
     def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The (cached) attention pattern and its proximity values for this graph."""
-        key = (edge_index.data_ptr(), edge_index.size(1), edge_index._version, num_nodes,
-               None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version))
-        if self._cache is None or self._cache[0] != key:
+        """The attention pattern and its proximity values, cached until ``edge_index``/``edge_weight`` change."""
+
+        def compute() -> tuple[Tensor, Tensor]:
             with torch.no_grad():
-                self._cache = (key, *transition_proximity(edge_index, num_nodes, edge_weight))
-        return self._cache[1], self._cache[2]
+                return transition_proximity(edge_index, num_nodes, edge_weight)
+
+        return self._proximity_cache.get((edge_index, edge_weight), compute, extra=(num_nodes,))
+
+    def project(self, x: Tensor) -> Tensor:
+        """:math:`\\mathbf{W}\\mathbf{x}_i` for every node, as a sparse product for constant sparse features."""
+        if x.requires_grad or x.layout != torch.strided or self.sparse_input is False:
+            return self.lin(x)
+
+        def compute() -> tuple[Tensor, Tensor] | None:
+            if self.sparse_input is None and float((x != 0).float().mean()) > 0.1:
+                return None
+            return sparse_pair(x)
+
+        pair = self._sparse_x_cache.get((x,), compute)
+        if pair is None:
+            return self.lin(x)
+        return constant_sparse_matmul(pair[0], pair[1], self.lin.weight.t())
 
     def attention(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
                   h: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -146,7 +166,7 @@ class ProximityAttentionConv(MessagePassing):
 
         Row :math:`i` of :math:`M` belongs to the attending node, so the message flows from :math:`j` to :math:`i`.
         """
-        h = self.lin(x) if h is None else h
+        h = self.project(x) if h is None else h
         pattern, prox = self.proximity(edge_index, x.size(0), edge_weight)
         target, source = pattern
         logits = (h * self.att_self).sum(-1)[target] + (h * self.att_neighbor).sum(-1)[source]
@@ -156,7 +176,7 @@ class ProximityAttentionConv(MessagePassing):
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         check_features(x, "x")
         check_edge_weight(edge_weight, edge_index.size(1))
-        h = self.lin(x)
+        h = self.project(x)
         pattern, alpha = self.attention(x, edge_index, edge_weight, h=h)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         out = self.propagate(pattern, x=h, alpha=alpha)
