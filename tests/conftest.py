@@ -17,6 +17,9 @@ requires_sampler = pytest.mark.skipif(
     not (WITH_PYG_LIB or WITH_TORCH_SPARSE), reason="neighbour sampling needs pyg_lib or torch_sparse"
 )
 
+# The suite's tensors are small: one intra-op thread avoids oversubscribing CI's two cores.
+torch.set_num_threads(1)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SHARED_PLANETOID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "planetoid"
 

@@ -144,9 +144,9 @@ def test_minibatch_reads_target_by_node_id():
 @requires_sampler
 def test_minibatch_fit_runs_and_learns():
     seed_everything(0)
-    data = attributed_sbm(400, 2, 8, p_in_ratio=20, num_features=8, feature_noise=0.8, seed=3)
+    data = attributed_sbm(240, 2, 8, p_in_ratio=20, num_features=8, feature_noise=0.8, seed=3)
     model = DAEGC(8, 2, hidden_channels=16, embedding_channels=4)
-    history = model.fit(data, pretrain_epochs=10, epochs=5, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=64,
+    history = model.fit(data, pretrain_epochs=8, epochs=3, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=80,
                         num_neighbors=[5, 5], progress=False)
     assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
     assert clustering_accuracy(data.y, model.predict(data)) > 0.8
