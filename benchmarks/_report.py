@@ -21,9 +21,11 @@ def machine() -> str:
 
 
 def command() -> str:
-    """The command line that produced the current run."""
-    return "python -m " + " ".join([Path(sys.argv[0]).stem if sys.argv[0].endswith(".py") else sys.argv[0],
-                                     *sys.argv[1:]]) if sys.argv else ""
+    """The command line that produced the current run (``python -m package.module args`` when run with -m)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    target = f"-m {spec.name}" if spec is not None and spec.name else sys.argv[0]
+    return " ".join(["python", target, *sys.argv[1:]])
 
 
 def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:

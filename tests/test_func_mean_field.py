@@ -111,6 +111,27 @@ def test_symmetric_ntk_matches_explicit_gram(block_size):
     assert torch.equal(K, K.T)
 
 
+@pytest.mark.parametrize("block_size", [None, 3, 4])
+def test_symmetric_ntk_in_place_path_without_autograd(block_size):
+    # Under no_grad the blockwise kernel writes its products into K and reused buffers (out=).
+    model = random_model(d=5, m=7, seed=1)
+    X = torch.randn(10, 5, dtype=F64)
+    J = autograd_jacobian(model, X)
+    with torch.no_grad():
+        K = model.ntk(X, block_size=block_size)
+    assert not K.requires_grad
+    assert (K - J @ J.T).abs().max() <= 1e-10
+    assert torch.equal(K, K.T)
+
+
+def test_ntk_is_differentiable_in_inputs():
+    model = random_model(d=3, m=5, seed=11)
+    X1 = torch.randn(4, 3, dtype=F64, requires_grad=True)
+    X2 = torch.randn(3, 3, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: model.ntk(a, b), (X1, X2))
+    assert torch.autograd.gradcheck(lambda a: model.ntk(a, block_size=2), (X1,))
+
+
 def test_cross_ntk_matches_explicit_gram(device):
     model = random_model(device=device, seed=2)
     X1, X2 = torch.randn(6, 4, dtype=F64, device=device), torch.randn(3, 4, dtype=F64, device=device)

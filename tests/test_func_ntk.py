@@ -62,6 +62,7 @@ def test_empirical_ntk_gcn_matches_naive_loop(strategy, chunk_size):
     assert K.shape == (10, 10, 2, 2)
     assert (K - expected).abs().max() <= 1e-10
     trace = empirical_ntk(model, (x, edge_index), strategy=strategy, chunk_size=chunk_size, reduce="trace")
+    assert (empirical_ntk(model, (x, edge_index), chunk_size=chunk_size) - expected).abs().max() <= 1e-10
     assert (trace - expected.diagonal(dim1=2, dim2=3).sum(-1)).abs().max() <= 1e-10
 
 

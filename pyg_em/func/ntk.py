@@ -233,7 +233,7 @@ def empirical_ntk(
     node_index: Tensor | None = None,
     node_index2: Tensor | None = None,
     independent: bool | None = None,
-    strategy: str = "jacobian",
+    strategy: str | None = None,
     chunk_size: int | None = None,
     reduce: str = "full",
     params: dict[str, Tensor] | None = None,
@@ -257,7 +257,11 @@ def empirical_ntk(
             ``"ntk_vp"`` turns a chunk of rows of :math:`\mathbf{J}_2` into tangents and pushes them through the
             model with forward-mode JVPs, :math:`\mathbf{J}_1(\mathbf{J}_2^\top \mathbf{e}_t)`, so that
             :math:`\mathbf{J}_1` is never built (one JVP of the whole graph yields a full kernel column).
-            (default: :obj:`"jacobian"`)
+            To hold only two chunks, ``"jacobian"`` recomputes rows of the first set once per chunk of the second
+            (:math:`k(k+1)/2` chunk evaluations for :math:`k` chunks in the symmetric case): cheap for independent
+            rows, but on a graph every row costs a backward pass over the whole graph, where ``"ntk_vp"``
+            evaluates each row once. :obj:`None` picks ``"jacobian"`` for independent rows and ``"ntk_vp"`` for a
+            shared forward pass. (default: :obj:`None`)
         chunk_size (int, optional): Samples per chunk; peak memory is about two chunks of Jacobian rows
             (``chunk_size * C * P`` numbers each) plus the per-chunk activations, on top of the output.
             (default: :obj:`None`, everything in one chunk)
@@ -268,13 +272,15 @@ def empirical_ntk(
     Returns:
         Tensor: :math:`(n_1, n_2)` for scalar outputs or ``reduce="trace"``, else :math:`(n_1, n_2, C, C)`.
     """
+    mode = _resolve_independent(independent, inputs, node_index)
+    if strategy is None:
+        strategy = "jacobian" if mode else "ntk_vp"
     if strategy not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
     if reduce not in _REDUCTIONS:
         raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
     chunk_size = _check_chunk_size(chunk_size)
     params = _trainable_parameters(model, params)
-    mode = _resolve_independent(independent, inputs, node_index)
     with validation_disabled():  # data-dependent checks inside the model cannot run under vmap
         return _empirical_ntk(model, params, inputs, inputs2, node_index, node_index2, mode, strategy, chunk_size,
                               reduce)

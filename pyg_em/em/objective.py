@@ -1,0 +1,229 @@
+r"""The GEM objective: Gaussian graph-signal model, E-step, expected log-likelihood :math:`Q` and its gradient.
+
+Model. Signals :math:`x \in \mathbb{R}^{N \times F}` are noisy observations :math:`x = z + \sigma\xi` of a latent
+:math:`z` whose :math:`F` columns are independent Gaussian Markov random fields with precision
+:math:`A_w = L_w + \varepsilon I`, where :math:`L_w = D_w - W` is the Laplacian of the candidate graph with one
+weight :math:`w_{ij} = \mathrm{softplus}(\theta_{ij})` per undirected edge.
+
+E-step (``noise=σ``, the exact posterior):
+:math:`\hat z = (A_w + \sigma^{-2} I)^{-1}\sigma^{-2} x`, posterior covariance
+:math:`\Sigma = (A_w + \sigma^{-2} I)^{-1}` per column. With ``noise=None`` the seed's simplified E-step
+:math:`\hat z = A_w^{-1} x` is used and :math:`\Sigma` is dropped.
+
+M-step objective (expected complete-data log-likelihood, constants dropped):
+
+.. math::
+    Q(\theta; \hat z, \Sigma) = \frac{F}{2}\log\det A_w
+    - \frac12 \sum_{\{i,j\}} w_{ij} \lVert \hat z_i - \hat z_j \rVert^2
+    - \frac{F}{2}\operatorname{tr}(A_w \Sigma),
+
+whose gradient with respect to one undirected weight is
+
+.. math::
+    \frac{\partial Q}{\partial w_{ij}} = \frac{F}{2}\, r_{A}(i, j)
+    - \frac12 \lVert \hat z_i - \hat z_j \rVert^2 - \frac{F}{2}\, r_{\Sigma}(i, j),
+    \qquad r_M(i, j) = (e_i - e_j)^\top M (e_i - e_j),
+
+with :math:`r_A` computed on :math:`M = A_w^{-1}` (the effective resistance of the graph shifted by
+:math:`\varepsilon`) and :math:`r_\Sigma` on :math:`M = \Sigma`. The covariance term carries :math:`F/2`, not
+:math:`1/2`, because each of the :math:`F` columns contributes :math:`\frac12\operatorname{tr}(A_w\Sigma)`; with
+it, :math:`\nabla_\theta Q(\theta; \hat z(\theta), \Sigma(\theta))` equals the gradient of the marginal
+log-likelihood :math:`\log p(x \mid \theta)` (Fisher's identity), which the tests check against a dense oracle.
+
+Every quantity is computed on the sparse graph: :math:`\sum w_{ij}\lVert\hat z_i-\hat z_j\rVert^2` in
+:math:`O(EF)`, resistances exactly by solves against blocks of unit vectors (small graphs) or by
+Hutchinson/Rademacher probes :math:`r(i,j) \approx \frac1k\sum_p (u_{ip}-u_{jp})(v_{ip}-v_{jp})`,
+:math:`U = M V`, with all :math:`k` probes solved as one multi-column right-hand side (large graphs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pyg_em.em.candidates import pairs_to_edge_index
+from pyg_em.linalg import laplacian_coo, sparse_solve
+
+__all__ = [
+    "inverse_softplus",
+    "m_step",
+    "pair_resistance",
+    "posterior_mean",
+    "precision_operator",
+    "q_gradient",
+    "q_value",
+    "rademacher_probes",
+    "solve_precision",
+]
+
+
+def inverse_softplus(weight: Tensor) -> Tensor:
+    r""":math:`\theta = \log(e^w - 1)`, computed stably as :math:`w + \log(-\mathrm{expm1}(-w))` for ``w > 0``."""
+    return weight + torch.log(-torch.expm1(-weight))
+
+
+def precision_operator(pairs: Tensor, weight: Tensor, num_nodes: int, shift: float) -> tuple[Tensor, Tensor, int]:
+    r"""The precision :math:`L_w + \text{shift}\cdot I` as ``(indices (2, nnz), values (nnz,), N)``.
+
+    Built by :func:`~pyg_em.linalg.laplacian_coo` on both directions of every pair, so the values are
+    differentiable functions of ``weight``.
+    """
+    return laplacian_coo(pairs_to_edge_index(pairs), torch.cat([weight, weight]), num_nodes, shift=shift)
+
+
+def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor, options: dict | None = None) -> Tensor:
+    """Solve ``A X = rhs`` for the SPD precision ``A``, all columns at once, differentiably in both (twice).
+
+    ``options`` are keyword arguments of :func:`~pyg_em.linalg.sparse_solve` (``method``, ``tol``, ...).
+    """
+    return sparse_solve(operator, rhs, **(options or {}))
+
+
+def posterior_mean(
+    x: Tensor, pairs: Tensor, weight: Tensor, eps: float, noise: float | None, options: dict | None = None
+) -> Tensor:
+    r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``)."""
+    if noise is None:
+        return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x, options)
+    precision = noise ** -2
+    return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision, options)
+
+
+def rademacher_probes(
+    num_nodes: int, num_probes: int, like: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """``(N, k)`` matrix of independent ±1 entries with the dtype and device of ``like``."""
+    bits = torch.randint(0, 2, (num_nodes, num_probes), generator=generator, device=like.device)
+    return (2 * bits - 1).to(like.dtype)
+
+
+def pair_resistance(
+    pairs: Tensor,
+    weight: Tensor,
+    num_nodes: int,
+    shift: float,
+    probes: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
+) -> Tensor:
+    r""":math:`(e_i - e_j)^\top (L_w + \text{shift}\,I)^{-1} (e_i - e_j)` for every pair, exact or by probes.
+
+    Args:
+        pairs (Tensor): Undirected pairs ``(2, U)``.
+        weight (Tensor): Pair weights ``(U,)``.
+        num_nodes (int): ``N``.
+        shift (float): Diagonal shift, ``> 0``.
+        probes (Tensor, optional): ``(N, k)`` Rademacher probes ``V``: returns the unbiased Hutchinson estimate
+            :math:`\frac1k\sum_p (u_{ip}-u_{jp})(v_{ip}-v_{jp})` with :math:`U = A^{-1}V` from one ``k``-column
+            solve. When :obj:`None`, the exact value from solves against blocks of ``block_size`` unit vectors
+            (``N`` columns in all: use it for small graphs). (default: :obj:`None`)
+        block_size (int): Unit vectors per exact solve, bounding memory to ``N * block_size``.
+            (default: ``4096``)
+        options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
+
+    Returns:
+        ``(U,)`` resistances, differentiable with respect to ``weight`` (and ``probes``).
+    """
+    operator = precision_operator(pairs, weight, num_nodes, shift)
+    row, col = pairs
+    if probes is not None:
+        solution = solve_precision(operator, probes, options)
+        return ((solution[row] - solution[col]) * (probes[row] - probes[col])).mean(dim=1)
+    diagonal, cross = [], weight.new_zeros(pairs.size(1))
+    for start in range(0, num_nodes, block_size):
+        stop = min(start + block_size, num_nodes)
+        nodes = torch.arange(start, stop, device=pairs.device)
+        unit = weight.new_zeros(num_nodes, stop - start).index_put((nodes, nodes - start), weight.new_ones(()))
+        inverse_block = solve_precision(operator, unit, options)  # columns start..stop-1 of A^{-1}
+        diagonal.append(inverse_block[nodes, nodes - start])
+        in_block = (col >= start) & (col < stop)
+        cross = cross.masked_scatter(in_block, inverse_block[row[in_block], col[in_block] - start])
+    diagonal = torch.cat(diagonal)
+    return diagonal[row] + diagonal[col] - 2 * cross
+
+
+def q_gradient(
+    z_hat: Tensor,
+    pairs: Tensor,
+    weight: Tensor,
+    eps: float,
+    noise: float | None,
+    probes: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
+) -> Tensor:
+    r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
+
+    Args:
+        z_hat (Tensor): E-step posterior mean ``(N, F)``, held fixed (it comes from the previous weights).
+        pairs (Tensor): Undirected pairs ``(2, U)``.
+        weight (Tensor): Current weights ``(U,)``.
+        eps (float): Precision shift :math:`\varepsilon > 0`.
+        noise (float, optional): Observation noise :math:`\sigma`; :obj:`None` for the seed's E-step (no
+            covariance term).
+        probes (Tensor, optional): Rademacher probes ``(N, k)`` for the resistances; exact when :obj:`None`.
+        block_size (int): Unit vectors per exact solve. (default: ``4096``)
+        options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
+    """
+    num_nodes, num_features = z_hat.shape
+    row, col = pairs
+    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, options)
+    gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
+    if noise is not None:
+        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, options)
+        gradient = gradient - 0.5 * num_features * covariance
+    return gradient
+
+
+def q_value(
+    z_hat: Tensor,
+    pairs: Tensor,
+    weight: Tensor,
+    eps: float,
+    noise: float | None,
+    posterior_weight: Tensor | None = None,
+) -> Tensor:
+    r"""The objective :math:`Q(\theta; \hat z, \Sigma)` itself, for monitoring small graphs (dense ``N x N``).
+
+    The log-determinant and :math:`\operatorname{tr}(A_w\Sigma)` need the whole spectrum, so this is
+    :math:`O(N^3)`; the layers never call it, they only use :func:`q_gradient`. ``posterior_weight`` are the
+    weights the E-step that produced ``z_hat`` used (they define :math:`\Sigma`); default: ``weight``.
+    Unlike the formula in the module docstring it keeps the θ-independent :math:`-\frac{\varepsilon}{2}
+    \lVert\hat z\rVert_F^2`, so it equals :math:`-\frac12\operatorname{tr}(\hat z^\top A_w \hat z)` exactly.
+    """
+    num_nodes, num_features = z_hat.shape
+    indices, values, _ = precision_operator(pairs, weight, num_nodes, eps)
+    precision = values.new_zeros(num_nodes, num_nodes).index_put((indices[0], indices[1]), values, accumulate=True)
+    row, col = pairs
+    value = 0.5 * num_features * torch.logdet(precision)
+    value = value - 0.5 * (weight * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)).sum() - 0.5 * eps * z_hat.pow(2).sum()
+    if noise is not None:
+        source = weight if posterior_weight is None else posterior_weight
+        indices, values, _ = precision_operator(pairs, source, num_nodes, eps + noise ** -2)
+        shifted = values.new_zeros(num_nodes, num_nodes).index_put((indices[0], indices[1]), values, accumulate=True)
+        value = value - 0.5 * num_features * torch.linalg.solve(shifted, precision).diagonal().sum()
+    return value
+
+
+def m_step(
+    theta: Tensor,
+    z_hat: Tensor,
+    pairs: Tensor,
+    eta: float,
+    eps: float,
+    noise: float | None,
+    probes: Tensor | None = None,
+    prior: float = 0.0,
+    theta_prior: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
+) -> Tensor:
+    r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
+    \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
+    \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
+    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options)
+    ascent = ascent * torch.sigmoid(theta)
+    if prior > 0:
+        ascent = ascent - prior * (theta - theta_prior)
+    return theta + eta * ascent
