@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from torch_geometric.nn import GCN
@@ -65,12 +66,15 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=60)
     parser.add_argument("--chunk-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes for the test suite (also PYG_EM_SMOKE=1)")
     args = parser.parse_args()
+    if args.smoke or os.environ.get("PYG_EM_SMOKE") == "1":
+        args.width, args.steps, args.samples, args.nodes = 64, 20, 16, 20
     torch.manual_seed(args.seed)
     X = torch.randn(args.samples, 5, dtype=torch.float64)
     Y = torch.sin(X[:, 0]) + 0.5 * X[:, 1] * X[:, 2]
     print("1. Empirical NTK -> infinite-width arc-cosine kernel")
-    kernel_convergence(X[:16], sorted({16, 256, args.width, 4096}))
+    kernel_convergence(X[:16], sorted({16, args.width, 256 if args.smoke else 4096}))
     print("2. Training")
     train(X, Y, args.width, args.steps)
     print("3. Node NTK of a GCN")
