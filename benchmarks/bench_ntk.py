@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -210,6 +211,30 @@ def _fmt_time(result: dict, key: str = "seconds") -> str:
     return f"{result[key]:.3f}"
 
 
+def _floor_only(args, argv) -> None:
+    from benchmarks._report import machine, markdown_table, write_section
+
+    rows = []
+    for n, d, m in ([(256, 32, 256)] if args.quick else [SMALL, LARGE]):
+        r = _run("closed", n, d, m, args.reps)
+        print("closed", (n, d, m), r, flush=True)
+        rows.append([f"({n}, {d}, {m})", os.environ.get("OMP_NUM_THREADS", "default"),
+                     ", ".join(f"{t:.2f}" for t in r["gemm_all"]), ", ".join(f"{t:.2f}" for t in r["closed_all"]),
+                     f"{r['closed_s'] / r['gemm_s']:.2f}", f"{r['closed_median'] / r['gemm_median']:.2f}",
+                     f"{r['sub_error']:.1e}"])
+    table = markdown_table(["(n, d, m)", "threads", "GEMM runs (s)", "closed-form runs (s)", "ratio of minima",
+                            "ratio of medians", "max abs error (256×256 block vs jacrev)"], rows)
+    markdown = "\n\n".join([
+        "## NTK closed form vs the one unavoidable GEMM, fixed thread count",
+        f"Command: `PYTHONPATH=$PWD python -m benchmarks.bench_ntk {' '.join(argv or sys.argv[1:])}`  \n"
+        f"Machine: {machine()}",
+        table,
+        "- Interleaved in one process (GEMM, closed form, GEMM, ...), float64, no autograd.",
+    ])
+    write_section("ntk_floor", markdown)
+    print(markdown)
+
+
 def main(argv: list[str] | None = None) -> None:
     from benchmarks._report import machine, markdown_table, write_section
 
@@ -217,7 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes only (no 4096 case)")
     parser.add_argument("--jjt-timeout", type=float, default=480.0, help="time cap for the large J J^T path")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/OpenMP threads in every case (default: torch's default)")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the closed form vs the GEMM floor, written to the section 'ntk_floor'")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)  # inherited by every case's subprocess
+    if args.floor_only:
+        return _floor_only(args, argv)
     sizes = [(256, 32, 256)] if args.quick else [SMALL, LARGE]
     rows, notes = [], []
     for n, d, m in sizes:

@@ -115,7 +115,9 @@ class _JacobianRows:
 
         self._forward = forward
         out, self._vjp = vjp(forward, self.params)  # one forward pass, graph kept for every chunk's VJPs
-        self.num_rows = out.size(0) if out.dim() > 0 else 0
+        if out.dim() == 0:
+            raise ValueError(f"the model output on {name} is a scalar; it needs a leading node/sample dimension")
+        self.num_rows = out.size(0)
         self._set_output_shape(out, self.num_rows, name)
         self.output_shape = out.shape
         if node_index is None:

@@ -1,3 +1,5 @@
 """Layers, encoders and decoders (PyG ``MessagePassing`` modules)."""
 
-__all__: list[str] = []
+from pyg_em.nn.proximity_attention import ProximityAttentionConv, transition_proximity
+
+__all__ = ["ProximityAttentionConv", "transition_proximity"]

@@ -1,0 +1,85 @@
+"""Deep embedded clustering head: Student-t soft assignment, sharpened target, KL self-training loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+
+from pyg_em.clusters.kmeans import kmeans
+from pyg_em.validation import check_n_clusters, check_positive
+
+__all__ = ["DECClusterHead"]
+
+
+class DECClusterHead(torch.nn.Module):
+    r"""Soft cluster assignment and self-training target of DEC (Xie et al., 2016).
+
+    .. math::
+        q_{iu} = \frac{(1 + \lVert z_i - \mu_u \rVert^2/\alpha)^{-(\alpha+1)/2}}
+                      {\sum_{u'} (1 + \lVert z_i - \mu_{u'} \rVert^2/\alpha)^{-(\alpha+1)/2}}, \qquad
+        p_{iu} = \frac{q_{iu}^2 / \sum_i q_{iu}}{\sum_{u'} q_{iu'}^2 / \sum_i q_{iu'}}, \qquad
+        \mathcal{L} = \mathrm{KL}(P \,\|\, Q)
+
+    The target :math:`P` is a per-node buffer (``target``, shape :math:`(N, K)`) refreshed by
+    :meth:`refresh_target` from the soft assignment of *all* nodes and read by node id, so mini-batches from a
+    shuffled loader always get their own rows (``batch.n_id``), never rows cached by batch position.
+
+    Args:
+        n_clusters (int): Number of clusters :math:`K`.
+        embedding_dim (int): Embedding size.
+        alpha (float): Degrees of freedom of the Student-t kernel. (default: :obj:`1.0`)
+
+    Shapes:
+        - **input:** embeddings :math:`(B, D)`, optional node ids :math:`(B,)`
+        - **output:** soft assignment :math:`(B, K)`; scalar loss
+    """
+
+    def __init__(self, n_clusters: int, embedding_dim: int, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.n_clusters = check_n_clusters(n_clusters)
+        self.embedding_dim = embedding_dim
+        self.alpha = check_positive(alpha, "alpha")
+        self.centers = Parameter(torch.empty(n_clusters, embedding_dim))
+        self.register_buffer("target", torch.empty(0, n_clusters))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.xavier_normal_(self.centers)
+        self.target = self.target.new_empty(0, self.n_clusters)
+
+    def soft_assignment(self, z: Tensor) -> Tensor:
+        distance = torch.cdist(z, self.centers.to(z.dtype)).pow(2)
+        kernel = (1.0 + distance / self.alpha).pow(-(self.alpha + 1.0) / 2.0)
+        return kernel / kernel.sum(dim=1, keepdim=True)
+
+    @staticmethod
+    def target_distribution(q: Tensor) -> Tensor:
+        weight = q.pow(2) / q.sum(dim=0, keepdim=True)
+        return weight / weight.sum(dim=1, keepdim=True)
+
+    @torch.no_grad()
+    def initialize(self, z: Tensor, n_init: int = 20, seed: int | None = 0) -> Tensor:
+        """Set the centres by k-means on ``z`` and refresh the target; returns the k-means labels."""
+        labels, centers = kmeans(z, self.n_clusters, n_init=n_init, seed=seed)
+        self.centers.copy_(centers.to(self.centers.dtype))
+        self.refresh_target(self.soft_assignment(z))
+        return labels
+
+    @torch.no_grad()
+    def refresh_target(self, q_all: Tensor) -> None:
+        """Recompute :math:`P` from the soft assignment of every node (row ``i`` = node ``i``)."""
+        self.target = self.target_distribution(q_all.detach()).to(self.centers.dtype)
+
+    def kl_loss(self, q: Tensor, node_ids: Tensor | None = None) -> Tensor:
+        """:math:`\\mathrm{KL}(P\\|Q)` averaged over the rows of ``q`` (``node_ids`` selects target rows)."""
+        if self.target.size(0) == 0:
+            raise RuntimeError("the DEC target is empty: call initialize() (k-means) before self-training")
+        p = self.target if node_ids is None else self.target[node_ids]
+        if p.size(0) != q.size(0):
+            raise ValueError(f"target has {p.size(0)} rows for {q.size(0)} assignments: pass node_ids")
+        return F.kl_div(q.clamp_min(1e-12).log(), p, reduction="batchmean")
+
+    def extra_repr(self) -> str:
+        return f"n_clusters={self.n_clusters}, embedding_dim={self.embedding_dim}, alpha={self.alpha}"

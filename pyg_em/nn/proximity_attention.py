@@ -1,0 +1,169 @@
+"""Graph attention weighted by the t-step transition proximity (the DAEGC encoder layer)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import Parameter
+from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.inits import glorot
+from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
+
+from pyg_em.validation import check_edge_weight, check_features
+
+__all__ = ["ProximityAttentionConv", "transition_proximity"]
+
+
+def _row_normalised(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> tuple[Tensor, Tensor]:
+    edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=edge_index.device)
+    degree = torch.zeros(num_nodes, dtype=edge_weight.dtype, device=edge_weight.device)
+    degree.index_add_(0, edge_index[0], edge_weight)
+    return edge_index, edge_weight / degree[edge_index[0]]
+
+
+def transition_proximity(
+    edge_index: Tensor,
+    num_nodes: int,
+    edge_weight: Tensor | None = None,
+    chunk_size: int = 1 << 22,
+) -> tuple[Tensor, Tensor]:
+    r"""Proximity :math:`M = (T + T^2)/2` on the pattern of 1-hop edges plus self loops.
+
+    :math:`T = D^{-1}A` is the row-normalised (weighted) adjacency without self loops. :math:`M` is only needed
+    where attention is computed, so :math:`(T^2)_{ij} = \sum_k T_{ik} T_{kj}` is accumulated over two-hop
+    paths and kept only where :math:`(i, j)` is an edge or :math:`i = j`: time :math:`O(\sum_k d_k^2)`, memory
+    bounded by ``chunk_size`` paths at a time, never :math:`N \times N`.
+
+    Returns:
+        ``(pattern, values)``: the edge pattern ``(2, E')`` (edges plus self loops, row = source ``i``) and
+        :math:`M_{ij}` for each of its columns.
+    """
+    t_index, t_value = _row_normalised(edge_index, edge_weight, num_nodes)
+    pattern, _ = add_self_loops(t_index, num_nodes=num_nodes)
+    keys = pattern[0] * num_nodes + pattern[1]
+    order = keys.argsort()
+    sorted_keys = keys[order]
+
+    def lookup(rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+        """Positions in ``pattern`` of the pairs (rows, cols), and a mask of those that exist."""
+        query = rows * num_nodes + cols
+        pos = torch.searchsorted(sorted_keys, query).clamp_max(sorted_keys.numel() - 1)
+        return order[pos], sorted_keys[pos] == query
+
+    values = torch.zeros(pattern.size(1), dtype=t_value.dtype, device=t_value.device)
+    pos, _ = lookup(t_index[0], t_index[1])
+    values.index_add_(0, pos, 0.5 * t_value)
+
+    # CSR view of T by source row, to enumerate the paths i -> k -> j.
+    by_row = t_index[0].argsort()
+    cols, vals = t_index[1][by_row], t_value[by_row]
+    row_ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=t_index.device)
+    row_ptr[1:] = torch.bincount(t_index[0], minlength=num_nodes).cumsum(0)
+    out_degree = row_ptr[1:] - row_ptr[:-1]
+    paths_per_edge = out_degree[t_index[1]]
+    edge_offsets = torch.cumsum(paths_per_edge, 0)
+    start = 0
+    while start < t_index.size(1):
+        # Largest run of first hops whose second-hop fan-out fits in the chunk.
+        budget_end = (edge_offsets[start - 1] if start > 0 else 0) + chunk_size
+        stop = int(torch.searchsorted(edge_offsets, budget_end, right=True))
+        stop = max(stop, start + 1)
+        first = torch.arange(start, min(stop, t_index.size(1)), device=t_index.device)
+        fan = paths_per_edge[first]
+        hop1 = first.repeat_interleave(fan)
+        within = torch.arange(hop1.numel(), device=t_index.device) - torch.repeat_interleave(
+            torch.cumsum(fan, 0) - fan, fan
+        )
+        second = row_ptr[t_index[1][hop1]] + within
+        pos, found = lookup(t_index[0][hop1], cols[second])
+        values.index_add_(0, pos[found], 0.5 * (t_value[hop1] * vals[second])[found])
+        start = int(first[-1]) + 1
+    return pattern, values
+
+
+class ProximityAttentionConv(MessagePassing):
+    r"""Attention over 1-hop neighbours and self, weighted by the transition proximity (Wang et al., 2019).
+
+    .. math::
+        \alpha_{ij} = \operatorname{softmax}_{j \in \mathcal{N}(i) \cup \{i\}}
+        \Big(\operatorname{LeakyReLU}\big(M_{ij}\,(\mathbf{a}_{s}^\top \mathbf{W}\mathbf{h}_i
+        + \mathbf{a}_{n}^\top \mathbf{W}\mathbf{h}_j)\big)\Big), \qquad
+        \mathbf{h}'_i = \sum_j \alpha_{ij} \mathbf{W}\mathbf{h}_j
+
+    with :math:`M = (T + T^2)/2` and :math:`T` the row-normalised adjacency (see :func:`transition_proximity`).
+    :math:`M` is computed sparsely and cached per graph (recomputed whenever ``edge_index``/``edge_weight``
+    change, so a new mini-batch never sees a stale cache).
+
+    Args:
+        in_channels (int): Input feature size.
+        out_channels (int): Output feature size.
+        negative_slope (float): LeakyReLU slope. (default: :obj:`0.2`)
+        dropout (float): Dropout on the attention coefficients. (default: :obj:`0.0`)
+        bias (bool): Add a learnable bias. (default: :obj:`True`)
+
+    Shapes:
+        - **input:** node features :math:`(N, F_{in})`, edge indices :math:`(2, E)`, optional edge weights
+          :math:`(E,)`
+        - **output:** node features :math:`(N, F_{out})`
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, dropout: float = 0.0,
+                 bias: bool = True) -> None:
+        super().__init__(aggr="add", node_dim=0)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.negative_slope, self.dropout = negative_slope, dropout
+        self.lin = torch.nn.Linear(in_channels, out_channels, bias=False)
+        self.att_self = Parameter(torch.empty(1, out_channels))
+        self.att_neighbor = Parameter(torch.empty(1, out_channels))
+        self.bias = Parameter(torch.empty(out_channels)) if bias else None
+        self._cache: tuple | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        self.lin.reset_parameters()
+        glorot(self.att_self)
+        glorot(self.att_neighbor)
+        if self.bias is not None:
+            torch.nn.init.zeros_(self.bias)
+        self._cache = None
+
+    def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The (cached) attention pattern and its proximity values for this graph."""
+        key = (edge_index.data_ptr(), edge_index.size(1), edge_index._version, num_nodes,
+               None if edge_weight is None else (edge_weight.data_ptr(), edge_weight._version))
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, *transition_proximity(edge_index, num_nodes, edge_weight))
+        return self._cache[1], self._cache[2]
+
+    def attention(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+                  h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Attention coefficients :math:`\\alpha_{ij}` and their ``(source j, target i)`` edge index.
+
+        Row :math:`i` of :math:`M` belongs to the attending node, so the message flows from :math:`j` to :math:`i`.
+        """
+        h = self.lin(x) if h is None else h
+        pattern, prox = self.proximity(edge_index, x.size(0), edge_weight)
+        target, source = pattern
+        logits = (h * self.att_self).sum(-1)[target] + (h * self.att_neighbor).sum(-1)[source]
+        logits = F.leaky_relu(prox.to(h.dtype) * logits, self.negative_slope)
+        return torch.stack([source, target]), softmax(logits, target, num_nodes=x.size(0))
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        check_features(x, "x")
+        check_edge_weight(edge_weight, edge_index.size(1))
+        h = self.lin(x)
+        pattern, alpha = self.attention(x, edge_index, edge_weight, h=h)
+        alpha = F.dropout(alpha, p=self.dropout, training=self.training)
+        out = self.propagate(pattern, x=h, alpha=alpha)
+        return out + self.bias if self.bias is not None else out
+
+    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
+        return alpha.unsqueeze(-1) * x_j
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"

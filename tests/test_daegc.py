@@ -1,0 +1,152 @@
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import to_dense_adj
+
+from pyg_em.clusters import DECClusterHead
+from pyg_em.datasets import attributed_sbm
+from pyg_em.metrics import clustering_accuracy
+from pyg_em.models import DAEGC
+from pyg_em.nn import ProximityAttentionConv, transition_proximity
+from pyg_em.train import seed_everything
+from tests.conftest import path_graph, requires_sampler, two_triangles
+
+
+def dense_proximity(edge_index, n, weight=None):
+    a = to_dense_adj(edge_index, edge_attr=weight, max_num_nodes=n)[0].double()
+    a.fill_diagonal_(0)
+    t = a / a.sum(1, keepdim=True).clamp_min(1e-300)
+    return (t + t @ t) / 2
+
+
+@pytest.mark.parametrize("edges", [path_graph(5), two_triangles()])
+def test_proximity_matches_dense_formula(edges):
+    n = int(edges.max()) + 1
+    weight = torch.rand(edges.size(1), dtype=torch.float64) + 0.5
+    for w in (None, weight):
+        pattern, values = transition_proximity(edges, n, w if w is None else w.clone())
+        dense = dense_proximity(edges, n, w)
+        assert torch.allclose(values.double(), dense[pattern[0], pattern[1]], atol=1e-12)
+        # every non-zero of M on the 1-hop + self pattern is covered
+        mask = torch.zeros(n, n, dtype=torch.bool)
+        mask[pattern[0], pattern[1]] = True
+        assert torch.allclose(dense[mask].sum(), values.double().sum())
+
+
+def test_proximity_chunking_is_exact():
+    data = attributed_sbm(300, 3, 8, num_features=0, seed=0)
+    full = transition_proximity(data.edge_index, 300)
+    small = transition_proximity(data.edge_index, 300, chunk_size=7)
+    assert torch.equal(full[0], small[0]) and torch.allclose(full[1], small[1])
+
+
+def test_attention_sums_to_one(device):
+    data = attributed_sbm(120, 3, 6, num_features=5, seed=1).to(device)
+    conv = ProximityAttentionConv(5, 4).to(device)
+    pattern, alpha = conv.attention(data.x, data.edge_index)
+    sums = torch.zeros(120, device=device).index_add_(0, pattern[1], alpha)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-6)
+    assert conv(data.x, data.edge_index).shape == (120, 4)
+    assert "ProximityAttentionConv(5, 4)" == repr(conv)
+
+
+def test_proximity_cache_follows_graph_changes():
+    conv = ProximityAttentionConv(2, 2)
+    a = conv.proximity(two_triangles(), 6)[1].clone()
+    b = conv.proximity(path_graph(6), 6)[1]
+    assert a.shape != b.shape or not torch.allclose(a, b)
+
+
+def test_dec_target_and_kl_by_hand():
+    head = DECClusterHead(2, 1)
+    with torch.no_grad():
+        head.centers.copy_(torch.tensor([[0.0], [2.0]]))
+    z = torch.tensor([[0.0], [1.0], [3.0]])
+    q = head.soft_assignment(z)
+    k = 1 / (1 + torch.tensor([[0.0, 4.0], [1.0, 1.0], [9.0, 1.0]]))
+    assert torch.allclose(q, k / k.sum(1, keepdim=True))
+    head.refresh_target(q)
+    w = q**2 / q.sum(0)
+    p = w / w.sum(1, keepdim=True)
+    assert torch.allclose(head.target, p)
+    expected = (p * (p / q).log()).sum() / 3
+    assert torch.allclose(head.kl_loss(q), expected)
+    sub_p, sub_q = p[[2, 0]], q[[2, 0]]
+    assert torch.allclose(head.kl_loss(sub_q, torch.tensor([2, 0])), (sub_p * (sub_p / sub_q).log()).sum() / 2)
+
+
+def test_kmeans_init_reproducible():
+    z = torch.randn(50, 3)
+    a, b = DECClusterHead(3, 3), DECClusterHead(3, 3)
+    a.initialize(z, n_init=5, seed=4)
+    b.initialize(z, n_init=5, seed=4)
+    assert torch.equal(a.centers, b.centers) and torch.equal(a.target, b.target)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="n_clusters must be at least 2"):
+        DAEGC(4, 1)
+    with pytest.raises(ValueError, match="update_interval"):
+        DAEGC(4, 2, update_interval=0)
+    model = DAEGC(4, 5, hidden_channels=4, embedding_channels=2)
+    no_edges = Data(x=torch.randn(6, 4), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="edge_index is empty"):
+        model.fit(no_edges, pretrain_epochs=1, epochs=1)
+    tiny = Data(x=torch.randn(4, 4), edge_index=path_graph(4))
+    with pytest.raises(ValueError, match="n_clusters=5 exceeds"):
+        model.fit(tiny, pretrain_epochs=1, epochs=1)
+    nan = Data(x=torch.full((6, 4), float("nan")), edge_index=two_triangles())
+    with pytest.raises(ValueError, match="x contains NaN"):
+        model.fit(nan, pretrain_epochs=1, epochs=1)
+
+
+def test_daegc_clusters_sbm(device):
+    seed_everything(0)
+    data = attributed_sbm(300, 3, 8, p_in_ratio=20, num_features=16, feature_noise=1.0, seed=0)
+    model = DAEGC(16, 3, hidden_channels=32, embedding_channels=8)
+    history = model.fit(data, pretrain_epochs=30, epochs=20, pretrain_lr=0.01, lr=1e-3, n_init=5, device=device,
+                        progress=False)
+    assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
+    assert set(history) >= {"total", "recon", "cluster"}
+    assert clustering_accuracy(data.y, model.predict(data.to(device)).cpu()) > 0.9
+    assert model.predict_proba(data.to(device)).sum(1).allclose(torch.ones(300, device=device))
+
+
+def test_empty_batch_contributes_zero_recon():
+    model = DAEGC(3, 2, hidden_channels=4, embedding_channels=2)
+    z = torch.randn(5, 2, requires_grad=True)
+    loss = model.recon_loss(z, torch.zeros(2, 0, dtype=torch.long))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert z.grad is not None
+
+
+@requires_sampler
+def test_minibatch_reads_target_by_node_id():
+    from torch_geometric.loader import NeighborLoader
+
+    seed_everything(0)
+    data = attributed_sbm(200, 2, 6, num_features=8, seed=2)
+    model = DAEGC(8, 2, hidden_channels=8, embedding_channels=4)
+    model.initialize_cluster_centers(data, n_init=2)
+    full = model.head.target.clone()
+    loader = NeighborLoader(data, num_neighbors=[-1, -1], batch_size=200, shuffle=True)
+    batch = next(iter(loader))
+    assert torch.equal(model.head.target[batch.n_id[: batch.batch_size]], full[batch.n_id[: batch.batch_size]])
+    # one batch holding the whole graph gives the same clustering loss as full batch
+    model.eval()
+    torch.manual_seed(0)
+    mini = model.loss_batch(batch)
+    full_loss = model.loss(data)
+    assert torch.allclose(mini.components["cluster"], full_loss.components["cluster"], atol=1e-5)
+
+
+@requires_sampler
+def test_minibatch_fit_runs_and_learns():
+    seed_everything(0)
+    data = attributed_sbm(400, 2, 8, p_in_ratio=20, num_features=8, feature_noise=0.8, seed=3)
+    model = DAEGC(8, 2, hidden_channels=16, embedding_channels=4)
+    history = model.fit(data, pretrain_epochs=10, epochs=5, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=64,
+                        num_neighbors=[5, 5], progress=False)
+    assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
+    assert clustering_accuracy(data.y, model.predict(data)) > 0.8
