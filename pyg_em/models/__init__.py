@@ -2,5 +2,12 @@
 
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
 from pyg_em.models.daegc import DAEGC
+from pyg_em.models.gae import GAE, VGAE
+from pyg_em.models.link_prediction import LinkSplit, evaluate_link_prediction, fit_link_prediction, link_split
+from pyg_em.models.negative_sampling import sample_negative_edges
 
-__all__ = ["LossOutput", "BaseModel", "ClusteringModel", "DAEGC"]
+__all__ = [
+    "LossOutput", "BaseModel", "ClusteringModel", "DAEGC",
+    "GAE", "VGAE", "LinkSplit", "link_split", "evaluate_link_prediction", "fit_link_prediction",
+    "sample_negative_edges",
+]
