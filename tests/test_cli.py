@@ -73,7 +73,7 @@ def test_run_subprocess_writes_report_and_plots_with_config_override(tmp_path):
 def test_user_error_subprocess_exits_2_without_traceback():
     proc = _pyg_em("run", "nope")
     assert proc.returncode == 2, proc.stderr
-    assert "pyg-em: error: unknown method 'nope'; choose one of: kmeans, spectral\n" in proc.stderr
+    assert f"pyg-em: error: unknown method 'nope'; choose one of: {', '.join(RUNNERS)}\n" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -43,10 +43,17 @@ inputs the method cannot handle: the command turns them into an exit status 2 wi
 
 from pyg_em.runs.baselines import default_n_clusters, run_kmeans, run_spectral
 from pyg_em.runs.common import ConfigError, RunConfig, RunResult, check_option_type, clustering_report
+from pyg_em.runs.daegc import run_daegc
+from pyg_em.runs.gae import run_gae, run_vgae
+from pyg_em.runs.gem import run_gem
 
 RUNNERS = {
     "kmeans": run_kmeans,
     "spectral": run_spectral,
+    "gae": run_gae,
+    "vgae": run_vgae,
+    "daegc": run_daegc,
+    "gem": run_gem,
 }
 
 __all__ = ["RUNNERS", "RunConfig", "RunResult", "ConfigError", "check_option_type", "clustering_report",
