@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 # The main job: one real run on Cora when the raw files are present, else on the built-in SBM (no download).
-DEMO_METHOD ?= spectral
+DEMO_METHOD ?= daegc
 demo: $(STAMP)
 	@if [ -f "$(PYG_EM_DATA)/Cora/raw/ind.cora.x" ]; then ds=cora; else ds=sbm; fi; \
 	out=runs/demo-$(DEMO_METHOD)-$$ds; \

@@ -12,6 +12,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 
 from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_accuracy
@@ -38,8 +39,12 @@ def main() -> None:
     data = attributed_sbm(args.nodes, 3, avg_degree=8, p_in_ratio=20, num_features=16, seed=0)
     model = DAEGC(data.num_features, 3, hidden_channels=32, embedding_channels=8)
     seed_everything(1 + rank)  # each rank samples differently
+    # NeighborLoader needs pyg_lib or torch_sparse; without either, fall back to full-batch training.
+    batch_size = 64 if (WITH_PYG_LIB or WITH_TORCH_SPARSE) else None
+    if batch_size is None:
+        print("neither pyg_lib nor torch_sparse is installed: training full batch")
     history = model.fit(data, pretrain_epochs=args.epochs, epochs=args.epochs, pretrain_lr=1e-2, lr=1e-3, n_init=3,
-                        batch_size=64, num_neighbors=[5, 5], device=device, progress=False)
+                        batch_size=batch_size, num_neighbors=[5, 5], device=device, progress=False)
     acc = clustering_accuracy(data.y, model.predict(data.to(device)).cpu())
     print(f"rank {rank}: pretrain recon {history['pretrain_recon'][0]:.3f} -> {history['pretrain_recon'][-1]:.3f}, "
           f"ACC {acc:.3f}")
