@@ -159,3 +159,15 @@ def test_checkpoint_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path) == {"v": 1}
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
+
+
+def test_shard_indices_disjoint_cover_and_equal_size():
+    from pyg_em.train import shard_indices
+
+    parts = [shard_indices(11, rank=r, world_size=3, seed=5) for r in range(3)]
+    assert sorted(torch.cat(parts).tolist()) == list(range(11))
+    equal = [shard_indices(11, rank=r, world_size=3, seed=5, equal_size=True) for r in range(3)]
+    assert [p.numel() for p in equal] == [3, 3, 3]
+    assert len(set(torch.cat(equal).tolist())) == 9
+    with pytest.raises(ValueError, match="rank must lie"):
+        shard_indices(4, rank=2, world_size=2)

@@ -166,7 +166,8 @@ class DAEGC(ClusteringModel):
             from torch_geometric.loader import NeighborLoader
 
             loader = NeighborLoader(data, num_neighbors=num_neighbors or [10, 10], batch_size=batch_size,
-                                    shuffle=True, input_nodes=shard_indices(num_nodes, seed=seed or 0))
+                                    shuffle=True,
+                                    input_nodes=shard_indices(num_nodes, seed=seed or 0, equal_size=True))
         common = {"device": device, "progress": progress, "weight_decay": weight_decay,
                   "ddp_kwargs": {"find_unused_parameters": True}}
         pre = Trainer(self, epochs=pretrain_epochs, lr=pretrain_lr, desc="pretrain",

@@ -19,12 +19,15 @@ def shard_indices(
     rank: int | None = None,
     world_size: int | None = None,
     seed: int = 0,
+    equal_size: bool = False,
 ) -> Tensor:
     """The shard of ``indices`` (or of ``range(indices)``) owned by ``rank``.
 
     The indices are permuted with a generator seeded by ``seed`` (identical on every rank), then split into
     ``world_size`` near-equal, disjoint parts, so that every rank samples a different part of the graph.
-    ``rank`` and ``world_size`` default to the initialised process group (or a single process).
+    ``rank`` and ``world_size`` default to the initialised process group (or a single process). With
+    ``equal_size=True`` the remainder is dropped so every rank gets the same count — and hence the same number of
+    batches, which DistributedDataParallel needs to avoid waiting forever on a rank that has finished.
     """
     dist = torch.distributed
     initialised = dist.is_available() and dist.is_initialized()
@@ -37,4 +40,6 @@ def shard_indices(
         indices = torch.arange(indices)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(indices.numel(), generator=generator).to(indices.device)
+    if equal_size:
+        order = order[: (indices.numel() // world_size) * world_size]
     return indices[order].tensor_split(world_size)[rank]
