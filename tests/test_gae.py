@@ -23,7 +23,7 @@ from pyg_em.models import (
 )
 from pyg_em.nn import GCNEncoder, VariationalGCNEncoder
 from pyg_em.train import Trainer
-from tests.conftest import path_graph, two_triangles
+from tests.conftest import path_graph, requires_sampler, two_triangles
 
 
 def _sig(v):
@@ -257,6 +257,7 @@ def test_quality_and_clustering_on_sbm(variational, recon):
     assert ari(data.y, model.predict(data)) > 0.8
 
 
+@requires_sampler
 def test_minibatch_link_neighbor_loader_loss_decreases():
     from torch_geometric.loader import LinkNeighborLoader
 

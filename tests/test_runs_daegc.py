@@ -7,6 +7,7 @@ import pytest
 from pyg_em.cli import main
 from pyg_em.datasets import attributed_sbm
 from pyg_em.runs import RUNNERS, RunConfig
+from tests.conftest import requires_sampler
 from tests.test_cli import assert_png, write_toml
 
 SMALL = {"pretrain_epochs": 3, "n_init": 2, "hidden_channels": 32}
@@ -27,7 +28,7 @@ def test_daegc_run_writes_report_with_both_training_phases(tmp_path, capsys):
     assert "acc" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("batch_size", [None, 64])
+@pytest.mark.parametrize("batch_size", [None, pytest.param(64, marks=requires_sampler)])
 def test_daegc_runner_on_a_small_sbm(batch_size):
     data = attributed_sbm(300, 3, 8.0, num_features=16, feature_noise=0.5, seed=0)
     result = RUNNERS["daegc"](data, RunConfig(seed=0, epochs=3, batch_size=batch_size, method="daegc",

@@ -7,6 +7,7 @@ import pytest
 from pyg_em.cli import main
 from pyg_em.datasets import attributed_sbm
 from pyg_em.runs import RUNNERS, RunConfig
+from tests.conftest import requires_sampler
 from tests.test_cli import assert_png, write_toml
 
 
@@ -38,7 +39,8 @@ def test_autoencoder_bad_setting_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method, extra, batch_size", [("gae", {}, None), ("vgae", {}, None),
-                                                      ("gae", {"encoder": "propagation"}, None), ("vgae", {}, 64)])
+                                                      ("gae", {"encoder": "propagation"}, None),
+                                                      pytest.param("vgae", {}, 64, marks=requires_sampler)])
 def test_autoencoder_runners_on_a_small_sbm(method, extra, batch_size):
     data = attributed_sbm(300, 3, 8.0, num_features=16, feature_noise=0.5, seed=0)
     config = RunConfig(seed=0, epochs=10, batch_size=batch_size, method=method, extra={"n_init": 2, **extra})

@@ -87,8 +87,14 @@ class BaseModel(torch.nn.Module):
 
     @torch.no_grad()
     def embed_data(self, data: Data) -> Tensor:
-        """Embeddings for a whole ``Data`` object in evaluation mode (restores the previous mode)."""
+        """Embeddings for a whole ``Data`` object in evaluation mode (restores the previous mode).
+
+        The data is moved to the model's device first, so a CPU ``Data`` works with a model trained on CUDA.
+        """
         was_training = self.training
+        parameter = next(self.parameters(), None)
+        if parameter is not None and data.x is not None and data.x.device != parameter.device:
+            data = data.to(parameter.device)
         self.eval()
         try:
             return self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))

@@ -91,6 +91,10 @@ def evaluate_link_prediction(model: torch.nn.Module, data: Data, embed_data: Dat
     for key in ("pos_edge_label_index", "neg_edge_label_index"):
         if getattr(data, key, None) is None:
             raise ValueError(f"data has no {key}: evaluate on a split from link_split()")
+    parameter = next(model.parameters(), None)
+    if parameter is not None:  # evaluate wherever the model lives, whatever device the split is on
+        data = data.to(parameter.device)
+        embed_data = embed_data.to(parameter.device) if embed_data is not None else None
     z = model.embed_data(embed_data if embed_data is not None else data)
     pos = model.decode(z, data.pos_edge_label_index, sigmoid=False)
     neg = model.decode(z, data.neg_edge_label_index, sigmoid=False)
