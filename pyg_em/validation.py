@@ -25,6 +25,7 @@ __all__ = [
     "check_graph",
     "check_n_clusters",
     "check_positive",
+    "resolve_num_nodes",
     "is_validation_enabled",
     "validation_disabled",
 ]
@@ -181,3 +182,14 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value}")
     return value
+
+
+def resolve_num_nodes(edge_index: Tensor, num_nodes: Any = None) -> int:
+    """``num_nodes`` checked as a positive int, or inferred as ``edge_index.max() + 1`` when omitted."""
+    if num_nodes is not None:
+        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
+            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
+        return num_nodes
+    if edge_index.numel() == 0:
+        raise ValueError("num_nodes must be given when edge_index is empty")
+    return int(edge_index.max()) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyg_em.validation import check_edge_index, check_edge_weight
+from pyg_em.validation import check_edge_index, check_edge_weight, resolve_num_nodes
 
 
 def incidence_matrix(edge_index: Tensor, num_nodes: int | None = None, edge_weight: Tensor | None = None) -> Tensor:
@@ -43,10 +43,7 @@ def incidence_matrix(edge_index: Tensor, num_nodes: int | None = None, edge_weig
         - **output:** sparse :math:`(E, N)` with :math:`2E` stored entries
     """
     edge_index = check_edge_index(edge_index)
-    if num_nodes is None:
-        if edge_index.numel() == 0:
-            raise ValueError("num_nodes must be given when edge_index is empty")
-        num_nodes = int(edge_index.max()) + 1
+    num_nodes = resolve_num_nodes(edge_index, num_nodes)
     check_edge_index(edge_index, num_nodes=num_nodes)
     num_edges = edge_index.size(1)
     if edge_weight is None:

@@ -5,19 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyg_em.validation import check_edge_index, check_edge_weight, check_positive
+from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, resolve_num_nodes
 
 _NORMALIZATIONS = (None, "sym", "rw")
 
 
-def _resolve_num_nodes(edge_index: Tensor, num_nodes: int | None) -> int:
-    if num_nodes is not None:
-        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
-            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
-        return num_nodes
-    if edge_index.numel() == 0:
-        raise ValueError("num_nodes must be given when edge_index is empty")
-    return int(edge_index.max()) + 1
 
 
 def laplacian_coo(
@@ -36,7 +28,7 @@ def laplacian_coo(
     edges are summed, as in a sparse matrix. See :func:`laplacian` for the arguments.
     """
     edge_index = check_edge_index(edge_index)
-    n = _resolve_num_nodes(edge_index, num_nodes)
+    n = resolve_num_nodes(edge_index, num_nodes)
     check_edge_index(edge_index, num_nodes=n)
     if normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization must be None, 'sym' or 'rw', got {normalization!r}")

@@ -10,7 +10,7 @@ from pyg_em.linalg.cg import default_tol
 from pyg_em.linalg.errors import ConvergenceError
 from pyg_em.linalg.laplacian import laplacian_coo
 from pyg_em.linalg.sparse_solve import SparseSolveFunction, _LinearSystem, check_finite
-from pyg_em.validation import check_edge_index, check_edge_weight, check_positive
+from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, resolve_num_nodes
 
 _METHODS = ("cg", "neumann", "lowrank", "direct")
 
@@ -93,10 +93,7 @@ class LaplacianPseudoInverse:
                  method: str = "cg", eps: float = 0.0, rank: int | None = None, tol: float | None = None,
                  maxiter: int | None = None):
         edge_index = check_edge_index(edge_index)
-        if num_nodes is None:
-            if edge_index.numel() == 0:
-                raise ValueError("num_nodes must be given when edge_index is empty")
-            num_nodes = int(edge_index.max()) + 1
+        num_nodes = resolve_num_nodes(edge_index, num_nodes)
         check_edge_index(edge_index, num_nodes=num_nodes)
         if edge_weight is not None:
             edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
