@@ -10,7 +10,18 @@ from torch.nn import Parameter
 from pyg_em.clusters.kmeans import kmeans
 from pyg_em.validation import check_n_clusters, check_positive
 
-__all__ = ["DECClusterHead"]
+__all__ = ["DECClusterHead", "student_t_assignment"]
+
+
+def student_t_assignment(z: Tensor, centers: Tensor, alpha: float = 1.0) -> Tensor:
+    r"""Soft assignment of rows of ``z`` to ``centers`` by a Student-t kernel with ``alpha`` degrees of freedom.
+
+    .. math::
+        q_{iu} \propto (1 + \lVert z_i - \mu_u \rVert^2/\alpha)^{-(\alpha+1)/2}, \qquad \sum_u q_{iu} = 1
+    """
+    distance = torch.cdist(z, centers.to(z.dtype)).pow(2)
+    kernel = (1.0 + distance / alpha).pow(-(alpha + 1.0) / 2.0)
+    return kernel / kernel.sum(dim=1, keepdim=True)
 
 
 class DECClusterHead(torch.nn.Module):
@@ -50,9 +61,7 @@ class DECClusterHead(torch.nn.Module):
         self.target = self.target.new_empty(0, self.n_clusters)
 
     def soft_assignment(self, z: Tensor) -> Tensor:
-        distance = torch.cdist(z, self.centers.to(z.dtype)).pow(2)
-        kernel = (1.0 + distance / self.alpha).pow(-(self.alpha + 1.0) / 2.0)
-        return kernel / kernel.sum(dim=1, keepdim=True)
+        return student_t_assignment(z, self.centers, self.alpha)
 
     @staticmethod
     def target_distribution(q: Tensor) -> Tensor:

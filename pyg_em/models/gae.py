@@ -19,6 +19,7 @@ from torch_geometric.nn.inits import reset
 from torch_geometric.nn.models import InnerProductDecoder
 
 from pyg_em.clusters import kmeans
+from pyg_em.clusters.dec import student_t_assignment
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
 from pyg_em.models.negative_sampling import forbidden_pair_keys, sample_negative_edges
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
@@ -299,10 +300,7 @@ class GAE(ClusteringModel):
         """Student-t soft assignment of the embeddings to the k-means centres, rows summing to one."""
         if self.cluster_centers is None:
             raise RuntimeError("no cluster centres yet: call initialize_cluster_centers(data) first")
-        z = self.embed_data(data)
-        dist2 = torch.cdist(z, self.cluster_centers).pow(2)
-        q = (1.0 + dist2 / self.alpha).pow(-(self.alpha + 1.0) / 2.0)
-        return q / q.sum(dim=1, keepdim=True)
+        return student_t_assignment(self.embed_data(data), self.cluster_centers, self.alpha)
 
     def extra_repr(self) -> str:
         return f"recon={self.recon!r}, neg_ratio={self.neg_ratio}, n_clusters={self.n_clusters}"
