@@ -203,11 +203,7 @@ def render(all_results: dict, cmd: str) -> str:
         "APPNP K=10 α=0.1, out 16; VGAE kl_weight 0.1), sampled negatives "
         "excluding training and held-out edges, lr 0.005, "
         "≤ 400 epochs via `fit_link_prediction` (Trainer + EarlyStopping on val AUC+AP, restore best), "
-        "test evaluated once. The quality runs applied APPNP as one cached dense N×N operator "
-        "(commit 1b43b92, its default for "
-        "graphs ≤ 8192 nodes); the ms/epoch columns were re-measured afterwards with the default cached "
-        "sparse steps (same maths, identical up to float rounding). ms/epoch: training step only, "
-        "both sides interleaved on the same split "
+        "test evaluated once. ms/epoch: training step only, both sides interleaved on the same split "
         "(seed 0); fit wall: ours includes per-epoch validation, PyG's loop has none.",
         "",
         table,
