@@ -150,3 +150,24 @@ def test_minibatch_fit_runs_and_learns():
                         num_neighbors=[5, 5], progress=False)
     assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
     assert clustering_accuracy(data.y, model.predict(data)) > 0.8
+
+
+def test_attention_layer_output_matches_dense_product(device):
+    data = attributed_sbm(60, 3, 5, num_features=6, seed=2).to(device)
+    conv = ProximityAttentionConv(6, 4).to(device).double()
+    x = data.x.double()
+    pattern, alpha = conv.attention(x, data.edge_index)
+    dense_alpha = torch.zeros(60, 60, dtype=torch.float64, device=device)
+    dense_alpha[pattern[1], pattern[0]] = alpha  # row = attending (target) node
+    assert torch.allclose(conv(x, data.edge_index), dense_alpha @ conv.lin(x) + conv.bias)
+
+
+def test_step_refresh_equals_inference_refresh():
+    data = attributed_sbm(90, 3, 6, num_features=8, seed=3)
+    model = DAEGC(8, 3, hidden_channels=16, embedding_channels=4)
+    model.initialize_cluster_centers(data, n_init=2)
+    model.refresh_target(data)
+    expected = model.head.target.clone()
+    model.head.target = torch.full_like(expected, 1.0 / 3)
+    model.loss(data, refresh_target=True)
+    assert torch.allclose(model.head.target, expected, atol=1e-6)

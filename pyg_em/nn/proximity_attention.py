@@ -11,7 +11,7 @@ from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
-from pyg_em.nn.sparse_matmul import constant_sparse_matmul, sparse_pair
+from pyg_em.nn.sparse_matmul import CSRPattern, constant_sparse_matmul, csr_pattern, edge_value_matmul, sparse_pair
 from pyg_em.validation import check_edge_weight, check_features
 
 __all__ = ["ProximityAttentionConv", "transition_proximity"]
@@ -136,14 +136,20 @@ class ProximityAttentionConv(MessagePassing):
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
 
-    def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """The attention pattern and its proximity values, cached until ``edge_index``/``edge_weight`` change."""
-
-        def compute() -> tuple[Tensor, Tensor]:
+    def _cached_pattern(self, edge_index: Tensor, num_nodes: int,
+                        edge_weight: Tensor | None) -> tuple[Tensor, Tensor, CSRPattern]:
+        def compute() -> tuple[Tensor, Tensor, CSRPattern]:
             with torch.no_grad():
-                return transition_proximity(edge_index, num_nodes, edge_weight)
+                pattern, prox = transition_proximity(edge_index, num_nodes, edge_weight)
+                # Messages flow source j -> target i, so A[i, j] = alpha_ij: rows are targets.
+                return pattern, prox, csr_pattern(pattern[0], pattern[1], (num_nodes, num_nodes))
 
         return self._proximity_cache.get((edge_index, edge_weight), compute, extra=(num_nodes,))
+
+    def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The attention pattern and its proximity values, cached until ``edge_index``/``edge_weight`` change."""
+        pattern, prox, _ = self._cached_pattern(edge_index, num_nodes, edge_weight)
+        return pattern, prox
 
     def project(self, x: Tensor) -> Tensor:
         """:math:`\\mathbf{W}\\mathbf{x}_i` for every node, as a sparse product for constant sparse features."""
@@ -177,13 +183,13 @@ class ProximityAttentionConv(MessagePassing):
         check_features(x, "x")
         check_edge_weight(edge_weight, edge_index.size(1))
         h = self.project(x)
-        pattern, alpha = self.attention(x, edge_index, edge_weight, h=h)
+        _, alpha = self.attention(x, edge_index, edge_weight, h=h)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
-        out = self.propagate(pattern, x=h, alpha=alpha)
+        # One sparse product instead of propagate()'s gather-multiply-scatter: the (E, F) message array it
+        # allocates in both passes made up most of a DAEGC step on CPU (see pyg_em.nn.sparse_matmul).
+        _, _, csr = self._cached_pattern(edge_index, x.size(0), edge_weight)
+        out = edge_value_matmul(alpha, h, csr)
         return out + self.bias if self.bias is not None else out
-
-    def message(self, x_j: Tensor, alpha: Tensor) -> Tensor:
-        return alpha.unsqueeze(-1) * x_j
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
