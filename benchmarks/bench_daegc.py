@@ -2,12 +2,20 @@
 
 Run: ``OMP_NUM_THREADS=1 PYTHONPATH=$PWD python -m benchmarks.bench_daegc [--seeds 10] [--epochs 100]``.
 Cora is read from ``$PYG_EM_DATA`` (default ``../shared/data/planetoid``).
+
+Memory: ``... bench_daegc --rss 10000 100000 1000000`` trains mini-batch DAEGC for one pretraining and one
+self-training epoch on SBM graphs of those sizes, each in its own process, and reports the peak resident set
+next to the resident set of the data alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,11 +80,59 @@ def run_pyagc(data, seed: int, epochs: int) -> dict[str, float]:
     return {**clustering_metrics(data.y, pred), "time": elapsed}
 
 
+def _rss_gib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def rss_case(num_nodes: int) -> dict[str, float]:
+    """One pretraining and one self-training epoch of mini-batch DAEGC (1024 seeds, fan-out 10/5)."""
+    from pyg_em.datasets import attributed_sbm
+
+    seed_everything(0)
+    data = attributed_sbm(num_nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, feature_noise=1.5, seed=0)
+    data_gib = _rss_gib()
+    model = DAEGC(data.num_features, 8, hidden_channels=64, embedding_channels=16)
+    start = time.perf_counter()
+    model.fit(data, pretrain_epochs=1, epochs=1, n_init=3, batch_size=1024, num_neighbors=[10, 5], progress=False)
+    elapsed = time.perf_counter() - start
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"nodes": num_nodes, "edges": data.edge_index.size(1), "data_gib": data_gib, "peak_gib": peak_gib,
+            "time": elapsed}
+
+
+def rss_table(sizes: list[int]) -> str:
+    rows = []
+    for n in sizes:  # one process per size, so each peak is its own
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_daegc", "--rss-case", str(n)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(r, flush=True)
+        rows.append([f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['data_gib']:.2f}", f"{r['peak_gib']:.2f}",
+                     f"{r['peak_gib'] - r['data_gib']:.2f}", f"{r['time']:.0f}"])
+    return markdown_table(["nodes", "directed edges", "RSS with data (GiB)", "peak RSS (GiB)",
+                           "peak - data (GiB)", "s (1 + 1 epochs)"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--rss", type=int, nargs="+", help="measure peak RSS of mini-batch training at these sizes")
+    parser.add_argument("--rss-case", type=int, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
+    if args.rss_case:
+        print(json.dumps(rss_case(args.rss_case)))
+        return
+    if args.rss:
+        write_section("daegc_rss", "### DAEGC mini-batch training memory (SBM, 8 blocks, average degree 10, 32 "
+                                   "features; 1024 seeds per batch, fan-out 10/5, hidden 64, embedding 16)\n\n"
+                                   f"{rss_table(args.rss)}\n\nThe full-graph passes (k-means initialisation, "
+                                   "target refresh, prediction) run on the whole graph, so the peak includes one "
+                                   "inference pass over all nodes.\n\n"
+                                   f"Command: `OMP_NUM_THREADS=1 PYTHONPATH=$PWD {command()}`\n\n"
+                                   f"Machine: {machine()}\n")
+        return
     data = load_planetoid("cora", root=os.environ.get("PYG_EM_DATA", DEFAULT_ROOT))
     runs = {"ours full batch": lambda s: run_ours(data, s, False, args.epochs),
             "ours mini-batch (512 seeds, fan-out 15/10)": lambda s: run_ours(data, s, True, args.epochs),
