@@ -16,8 +16,8 @@ __all__ = ["run_daegc"]
 
 #: Settings of the ``[daegc]`` table of ``--config`` and their defaults (the benchmarked recipe).
 DEFAULTS = {"lr": 1e-4, "pretrain_lr": 5e-3, "pretrain_epochs": 100, "weight_decay": 0.0, "gamma": 10.0,
-            "neg_ratio": 3.0, "hidden_channels": 256, "embedding_channels": 16, "update_interval": 1, "n_init": 20,
-            "num_neighbors": 10}
+            "neg_ratio": 3.0, "dropout": 0.5, "hidden_channels": 256, "embedding_channels": 16,
+            "update_interval": 1, "n_init": 20, "num_neighbors": 10}
 DEFAULT_EPOCHS = 100
 
 
@@ -27,9 +27,10 @@ def run_daegc(data: Data, config: RunConfig) -> RunResult:
 
     ``--epochs`` sets the self-training epochs (default 100). Settings (``[daegc]`` table): ``lr`` (1e-4),
     ``pretrain_lr`` (5e-3), ``pretrain_epochs`` (100), ``weight_decay`` (0), ``gamma`` (10), ``neg_ratio``
-    (sampled non-edges per edge, 3), ``hidden_channels`` (256), ``embedding_channels`` (16), ``update_interval``
-    (1), ``n_init`` (k-means restarts, 20), ``num_neighbors`` (per layer with ``--batch-size``, 10). The history
-    holds the self-training losses and the pretraining losses (``pretrain_*``).
+    (sampled non-edges per edge, 3), ``dropout`` (attention dropout, 0.5), ``hidden_channels`` (256),
+    ``embedding_channels`` (16), ``update_interval`` (1), ``n_init`` (k-means restarts, 20), ``num_neighbors`` (per
+    layer with ``--batch-size``, 10). The history holds the self-training losses and the pretraining losses
+    (``pretrain_*``).
     """
     opts = config.options(DEFAULTS)
     for key in ("pretrain_epochs", "hidden_channels", "embedding_channels", "update_interval", "n_init",
@@ -41,7 +42,8 @@ def run_daegc(data: Data, config: RunConfig) -> RunResult:
     seed_everything(config.seed)
     model = DAEGC(data.num_features, n_clusters, hidden_channels=opts["hidden_channels"],
                   embedding_channels=opts["embedding_channels"], gamma=opts["gamma"],
-                  update_interval=opts["update_interval"], neg_ratio=opts["neg_ratio"])
+                  update_interval=opts["update_interval"], neg_ratio=opts["neg_ratio"],
+                  dropout=opts["dropout"])
     start = time.perf_counter()
     history = model.fit(data, pretrain_epochs=opts["pretrain_epochs"], epochs=config.epochs or DEFAULT_EPOCHS,
                         pretrain_lr=opts["pretrain_lr"], lr=opts["lr"], weight_decay=opts["weight_decay"],
