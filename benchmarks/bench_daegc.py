@@ -153,7 +153,8 @@ def main() -> None:
         rows.append(cells)
     table = markdown_table(["method", "ACC", "NMI", "ARI", "F1", "s / run"], rows)
     recipe = ("Ours: `DAEGC(F, 7).fit(data)` defaults (100 pretraining epochs at lr 5e-3, k-means with 20 restarts, "
-              "self-training at lr 1e-4, no weight decay, 3 sampled non-edges per edge, attention dropout 0.5, P "
+              "self-training at lr 1e-4, no weight decay, 3 sampled non-edges per edge, attention dropout 0.5 in "
+              "pretraining, P "
               "refreshed every epoch). PyAGC: its DAEGC with the paper's protocol (a GAT 256-16 encoder written here, "
               "as PyAGC ships none; 30 pretraining epochs, lr 5e-3 then 1e-4, weight decay 5e-3, its reconstruction "
               "with PyG's negative_sampling). Wall time per run includes pretraining and k-means.")

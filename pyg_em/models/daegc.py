@@ -57,7 +57,8 @@ class DAEGC(ClusteringModel):
         update_interval (int): Epochs between target refreshes. (default: :obj:`1`)
         alpha (float): Student-t degrees of freedom. (default: :obj:`1.0`)
         neg_ratio (float): Sampled non-edges per edge in :math:`\mathcal{L}_r`. (default: :obj:`3.0`)
-        dropout (float): Dropout on the attention coefficients while training. (default: :obj:`0.5`)
+        dropout (float): Dropout on the attention coefficients during reconstruction pretraining (self-training
+            runs without it, as in the paper). (default: :obj:`0.5`)
 
     Shapes:
         - **input:** :class:`~torch_geometric.data.Data` with ``x`` :math:`(N, F)` and ``edge_index``
@@ -199,9 +200,12 @@ class DAEGC(ClusteringModel):
         data = data.to(pre.device)
         self.initialize_cluster_centers(data, n_init=n_init, seed=seed)
 
-        # Full batch without dropout: the step's own soft assignment is the refreshed one, so the step
-        # refreshes P itself; otherwise a separate inference pass over the whole graph does.
-        refresh_in_step = loader is None and self.conv1.dropout == 0 and self.conv2.dropout == 0
+        # Attention dropout regularises the reconstruction pretraining; self-training runs without it (the paper's
+        # loop), so in full batch the step's own soft assignment is the refreshed one and the step refreshes P
+        # itself instead of a separate inference pass over the whole graph.
+        dropouts = (self.conv1.dropout, self.conv2.dropout)
+        self.conv1.dropout = self.conv2.dropout = 0.0
+        refresh_in_step = loader is None
         due = {"now": False}
 
         def refresh(trainer: Trainer, epoch: int) -> None:
@@ -212,7 +216,10 @@ class DAEGC(ClusteringModel):
         train = Trainer(self, epochs=epochs, lr=lr, desc="self-train",
                         step_fn=lambda m, d: m.loss(d, refresh_target=due["now"] and refresh_in_step),
                         callbacks=[LambdaCallback(on_epoch_start=refresh)], **common)
-        history = train.fit(data if loader is None else None, loader=loader)
+        try:
+            history = train.fit(data if loader is None else None, loader=loader)
+        finally:
+            self.conv1.dropout, self.conv2.dropout = dropouts
         history.update({f"pretrain_{k}": v for k, v in pre_history.items()})
         return history
 

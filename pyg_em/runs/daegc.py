@@ -27,7 +27,7 @@ def run_daegc(data: Data, config: RunConfig) -> RunResult:
 
     ``--epochs`` sets the self-training epochs (default 100). Settings (``[daegc]`` table): ``lr`` (1e-4),
     ``pretrain_lr`` (5e-3), ``pretrain_epochs`` (100), ``weight_decay`` (0), ``gamma`` (10), ``neg_ratio``
-    (sampled non-edges per edge, 3), ``dropout`` (attention dropout, 0.5), ``hidden_channels`` (256),
+    (sampled non-edges per edge, 3), ``dropout`` (pretraining attention dropout, 0.5), ``hidden_channels`` (256),
     ``embedding_channels`` (16), ``update_interval`` (1), ``n_init`` (k-means restarts, 20), ``num_neighbors`` (per
     layer with ``--batch-size``, 10). The history holds the self-training losses and the pretraining losses
     (``pretrain_*``).
