@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyg_em.em.candidates import undirected_pairs
@@ -91,6 +92,22 @@ class GEMBase(nn.Module):
             weight0 = edge_weight.new_zeros(pairs.size(1)).index_add(0, edge_to_pair, edge_weight) / counts
             weight0 = weight0.to(x.dtype)
         return pairs, edge_to_pair, inverse_softplus(weight0)
+
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Return ``(edge_weight_learned (E,), z_hat (N, F))``; ``generator`` seeds the Hutchinson probes.
+
+        The inputs are validated here once; each layer's ``run(x, pairs, theta0, generator)`` applies its EM scheme
+        (unrolled or implicit) to the undirected pairs.
+        """
+        pairs, edge_to_pair, theta0 = self.prepare(x, edge_index, edge_weight)
+        theta, z_hat = self.run(x, pairs, theta0, generator)
+        return F.softplus(theta)[edge_to_pair], z_hat
 
     def draw_probes(self, x: Tensor, generator: torch.Generator | None) -> Tensor | None:
         """Fresh Rademacher probes for the Hutchinson log-det gradient, or :obj:`None` in exact mode."""

@@ -135,18 +135,6 @@ class GEMImplicitEM(GEMBase):
             return self.backward
         return "cg" if self.estep == "posterior" and self.logdet == "exact" else "neumann"
 
-    def forward(
-        self,
-        x: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(edge_weight_learned (E,), z_hat (N, F))`` at the EM fixed point."""
-        pairs, edge_to_pair, theta0 = self.prepare(x, edge_index, edge_weight)
-        theta, z_hat = self.run(x, pairs, theta0, generator)
-        return F.softplus(theta)[edge_to_pair], z_hat
-
     def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None):
         """Fixed point and implicit gradient on validated ``pairs`` and ``theta0``; returns ``(theta*, z_hat)``."""
         probes = self.draw_probes(x, generator)  # drawn once, so the iterated map is deterministic

@@ -129,18 +129,6 @@ class GEMUnrolledEM(GEMBase):
     def reset_parameters(self) -> None:
         """Nothing to reset: the layer's only state is its hyper-parameters (see :class:`GEMBase`)."""
 
-    def forward(
-        self,
-        x: Tensor,
-        edge_index: Tensor,
-        edge_weight: Tensor | None = None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Return ``(edge_weight_learned (E,), z_hat (N, F))``; ``generator`` seeds the Hutchinson probes."""
-        pairs, edge_to_pair, theta0 = self.prepare(x, edge_index, edge_weight)
-        theta, z_hat = self.run(x, pairs, theta0, generator)
-        return F.softplus(theta)[edge_to_pair], z_hat
-
     def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None):
         """The EM layers on validated undirected ``pairs`` and parameters ``theta0`` (no input checks)."""
         return gem_unrolled(self, x, pairs, theta0, self.num_layers, self.use_detach, generator)
