@@ -9,6 +9,7 @@ from torch_geometric.data import Data
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
+from pyg_em.models.negative_sampling import forbidden_pair_keys, is_forbidden
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.nn.proximity_attention import ProximityAttentionConv
 from pyg_em.train import LambdaCallback, Trainer, shard_indices
@@ -17,18 +18,12 @@ from pyg_em.validation import check_graph, check_n_clusters, check_positive
 __all__ = ["DAEGC"]
 
 
-def _edge_keys(pos: Tensor, num_nodes: int) -> Tensor:
-    """Sorted keys ``u * N + v`` of both orientations of the edges in ``pos``, for membership tests."""
-    return torch.cat([pos[0] * num_nodes + pos[1], pos[1] * num_nodes + pos[0]]).sort().values
-
-
-def _sample_negatives(edge_keys: Tensor, sources: Tensor, num_nodes: int, count: int) -> Tensor:
-    """``count`` pairs (source drawn from ``sources``, uniform target) whose keys are not in ``edge_keys``."""
+def _sample_negatives(forbidden: Tensor, sources: Tensor, num_nodes: int, count: int) -> Tensor:
+    """``count`` pairs (source drawn from ``sources``, uniform target) that are neither self-loops nor in the
+    sorted ``forbidden`` keys (:func:`~pyg_em.models.negative_sampling.forbidden_pair_keys`)."""
     u = sources[torch.randint(sources.numel(), (count,), device=sources.device)]
     v = torch.randint(num_nodes, (count,), device=sources.device)
-    query = u * num_nodes + v
-    pos = torch.searchsorted(edge_keys, query).clamp_max(edge_keys.numel() - 1)
-    keep = (edge_keys[pos] != query) & (u != v)
+    keep = ~is_forbidden(u, v, num_nodes, forbidden)
     # Dropping collisions keeps every kept pair a true negative; the count varies slightly, with no host sync.
     return torch.stack([u[keep], v[keep]])
 
@@ -103,7 +98,7 @@ class DAEGC(ClusteringModel):
             sources = pos_edge_index[0] if sources is None else sources
             count = max(1, int(round(self.neg_ratio * pos_edge_index.size(1))))
             # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
-            keys = self._edge_key_cache.get((pos_edge_index,), lambda: _edge_keys(pos_edge_index, z.size(0)),
+            keys = self._edge_key_cache.get((pos_edge_index,), lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
                                             extra=(z.size(0),))
             neg_edge_index = _sample_negatives(keys, sources, z.size(0), count)
         pos = self.decode(z, pos_edge_index, sigmoid=False)
