@@ -25,6 +25,7 @@ __all__ = [
     "check_graph",
     "check_n_clusters",
     "check_positive",
+    "check_positive_int",
     "resolve_num_nodes",
     "is_validation_enabled",
     "validation_disabled",
@@ -184,12 +185,21 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
     return value
 
 
+def check_positive_int(value: Any, name: str) -> int:
+    """Check a count-like hyper-parameter (epochs, iterations, sizes): an ``int`` (not ``bool``) ``>= 1``.
+
+    Raises :class:`ValueError` for any other value, floats such as ``1.0`` included, so that a count is
+    never silently truncated.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
 def resolve_num_nodes(edge_index: Tensor, num_nodes: Any = None) -> int:
     """``num_nodes`` checked as a positive int, or inferred as ``edge_index.max() + 1`` when omitted."""
     if num_nodes is not None:
-        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) or num_nodes < 1:
-            raise ValueError(f"num_nodes must be a positive int, got {num_nodes!r}")
-        return num_nodes
+        return check_positive_int(num_nodes, "num_nodes")
     if edge_index.numel() == 0:
         raise ValueError("num_nodes must be given when edge_index is empty")
     return int(edge_index.max()) + 1

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from pyg_em.em.candidates import undirected_pairs
 from pyg_em.em.objective import inverse_softplus, m_step, rademacher_probes
-from pyg_em.validation import check_graph, check_positive
+from pyg_em.validation import check_graph, check_positive, check_positive_int
 
 __all__ = ["GEMBase"]
 
@@ -50,14 +50,10 @@ class GEMBase(nn.Module):
         if logdet not in LOGDETS:
             raise ValueError(f"logdet must be one of {LOGDETS}, got {logdet!r}")
         self.estep, self.logdet = estep, logdet
-        if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
-            raise ValueError(f"num_probes must be a positive int, got {num_probes!r}")
-        self.num_probes = num_probes
+        self.num_probes = check_positive_int(num_probes, "num_probes")
         self.prior = check_positive(prior, "prior", allow_zero=True)
         self.init_weight = check_positive(init_weight, "init_weight")
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be a positive int, got {block_size!r}")
-        self.block_size = block_size
+        self.block_size = check_positive_int(block_size, "block_size")
         if solver_options is not None and not isinstance(solver_options, dict):
             raise TypeError(f"solver_options must be a dict of sparse_solve keyword arguments or None, "
                             f"got {type(solver_options).__name__}")

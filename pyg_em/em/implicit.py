@@ -33,7 +33,7 @@ from torch import Tensor
 from pyg_em.em.base import GEMBase
 from pyg_em.em.objective import posterior_mean
 from pyg_em.linalg import fixed_point
-from pyg_em.validation import check_positive
+from pyg_em.validation import check_positive, check_positive_int
 
 __all__ = ["GEMImplicitEM"]
 
@@ -112,10 +112,8 @@ class GEMImplicitEM(GEMBase):
         super().__init__(eta, eps, noise, estep, logdet, num_probes, prior, init_weight, block_size, solver_options)
         self.tol = check_positive(tol, "tol")
         self.backward_tol = check_positive(backward_tol, "backward_tol")
-        for name, value in (("maxiter", maxiter), ("backward_maxiter", backward_maxiter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.maxiter, self.backward_maxiter = maxiter, backward_maxiter
+        self.maxiter = check_positive_int(maxiter, "maxiter")
+        self.backward_maxiter = check_positive_int(backward_maxiter, "backward_maxiter")
         if backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         self.backward = backward

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from pyg_em.em.base import GEMBase
 from pyg_em.em.objective import posterior_mean
+from pyg_em.validation import check_positive_int
 
 __all__ = ["GEMUnrolledEM", "gem_unrolled"]
 
@@ -120,9 +121,7 @@ class GEMUnrolledEM(GEMBase):
         solver_options: dict | None = None,
     ) -> None:
         super().__init__(eta, eps, noise, estep, logdet, num_probes, prior, init_weight, block_size, solver_options)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
-        self.num_layers = num_layers
+        self.num_layers = check_positive_int(num_layers, "num_layers")
         self.use_detach = bool(use_detach)
         self.reset_parameters()
 

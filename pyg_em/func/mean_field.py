@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from pyg_em.validation import check_features, check_positive
+from pyg_em.validation import check_features, check_positive, check_positive_int
 
 __all__ = ["MeanFieldReLU"]
 
@@ -72,11 +72,8 @@ class MeanFieldReLU(nn.Module):
 
     def __init__(self, in_features: int, width: int, *, device=None, dtype=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        self.in_features = in_features
-        self.width = width
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.width = check_positive_int(width, "width")
         factory = {"device": device, "dtype": dtype}
         self.W = nn.Parameter(torch.empty(in_features, width, **factory))
         self.a = nn.Parameter(torch.empty(width, **factory))
@@ -197,8 +194,8 @@ class MeanFieldReLU(nn.Module):
         n = X.size(0)
         if block_size is None:
             block_size = n if n <= 512 else max(512, -(-n // 8))
-        elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-            raise ValueError(f"block_size must be a positive int, got {block_size!r}")
+        else:
+            check_positive_int(block_size, "block_size")
         A, R = self._scaled_factors(X)
         # Without autograd, products go straight into K and two reused buffers (out=), avoiding fresh (b x n)
         # allocations per block; with autograd, out= is not allowed and plain expressions are used instead.

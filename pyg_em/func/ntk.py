@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from pyg_em.validation import validation_disabled
+from pyg_em.validation import check_positive_int, validation_disabled
 
 __all__ = ["empirical_ntk", "per_sample_jacobian"]
 
@@ -42,9 +42,7 @@ def _as_tuple(inputs: Any, name: str) -> tuple:
 def _check_chunk_size(chunk_size: Any) -> int | None:
     if chunk_size is None:
         return None
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
-    return chunk_size
+    return check_positive_int(chunk_size, "chunk_size")
 
 
 def _trainable_parameters(model: nn.Module, params: dict[str, Tensor] | None) -> dict[str, Tensor]:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from pyg_em.linalg.cg import batched_pcg
 from pyg_em.linalg.errors import ConvergenceError, ConvergenceWarning
+from pyg_em.validation import check_positive_int
 
 _SOLVERS = ("anderson", "iterate")
 _BACKWARDS = ("cg", "neumann")
@@ -145,8 +146,8 @@ def fixed_point(
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
     for name, value in (("maxiter", maxiter), ("backward_maxiter", backward_maxiter), ("memory", memory)):
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if value is not None:
+            check_positive_int(value, name)
     backward_tol = tol if backward_tol is None else backward_tol
     backward_maxiter = maxiter if backward_maxiter is None else backward_maxiter
 

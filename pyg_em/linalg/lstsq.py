@@ -11,6 +11,7 @@ from torch.autograd.function import once_differentiable
 
 from pyg_em.linalg.lsmr import batched_lsmr
 from pyg_em.linalg.sparse_solve import as_sparse_triplet, check_finite
+from pyg_em.validation import check_positive_int
 
 
 class _TallOperator:
@@ -127,8 +128,8 @@ def sparse_lstsq(
     for name, value in (("atol", atol), ("btol", btol)):
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
-    if maxiter is not None and (not isinstance(maxiter, int) or maxiter < 1):
-        raise ValueError(f"maxiter must be a positive int, got {maxiter!r}")
+    if maxiter is not None:
+        check_positive_int(maxiter, "maxiter")
     check_finite(values, "A")
     check_finite(B, "B")
     op = _TallOperator(indices, values, shape, atol, btol, maxiter, strict)

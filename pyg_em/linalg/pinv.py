@@ -10,7 +10,7 @@ from pyg_em.linalg.cg import default_tol
 from pyg_em.linalg.errors import ConvergenceError
 from pyg_em.linalg.laplacian import laplacian_coo
 from pyg_em.linalg.sparse_solve import SparseSolveFunction, _LinearSystem, check_finite
-from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, resolve_num_nodes
+from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, check_positive_int, resolve_num_nodes
 
 _METHODS = ("cg", "neumann", "lowrank", "direct")
 
@@ -100,12 +100,12 @@ class LaplacianPseudoInverse:
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
         self.eps = check_positive(eps, "eps", allow_zero=True)
-        if rank is not None and (not isinstance(rank, int) or rank < 1):
-            raise ValueError(f"rank must be a positive int, got {rank!r}")
+        if rank is not None:
+            check_positive_int(rank, "rank")
         if tol is not None and not tol > 0:
             raise ValueError(f"tol must be positive, got {tol}")
-        if maxiter is not None and (not isinstance(maxiter, int) or maxiter < 1):
-            raise ValueError(f"maxiter must be a positive int, got {maxiter!r}")
+        if maxiter is not None:
+            check_positive_int(maxiter, "maxiter")
         if method == "direct" and edge_index.device.type != "cpu":
             raise ValueError(f"method='direct' runs scipy on CPU tensors; edge_index is on {edge_index.device}")
         self.edge_index, self.edge_weight, self.num_nodes = edge_index, edge_weight, num_nodes

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from pyg_em.linalg.cg import batched_pcg, default_tol
-from pyg_em.validation import is_validation_enabled
+from pyg_em.validation import check_positive_int, is_validation_enabled
 
 #: On CPU, ``method='auto'`` factorises (scipy SuperLU) up to this many unknowns and runs PCG above it. Sparse LU
 #: fill-in depends on the graph's separators: small on meshes and geometric graphs, but near dense on the
@@ -355,8 +355,8 @@ def sparse_solve(
         raise ValueError(f"preconditioner must be 'jacobi' or None, got {preconditioner!r}")
     if tol is not None and not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
-    if maxiter is not None and (not isinstance(maxiter, int) or maxiter < 1):
-        raise ValueError(f"maxiter must be a positive int, got {maxiter!r}")
+    if maxiter is not None:
+        check_positive_int(maxiter, "maxiter")
     if x0 is not None:
         x0 = _check_rhs(x0, n, values, "x0")
         if x0.shape != B.shape:

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from pyg_em.validation import check_graph, check_positive
+from pyg_em.validation import check_graph, check_positive, check_positive_int
 
 
 def _gcn_norm(edge_index: Any, edge_weight: Tensor | None, num_nodes: int, improved: bool, add_self_loops: bool,
@@ -222,10 +222,10 @@ class GCNEncoder(GraphEncoderBase):
     ) -> None:
         super().__init__()
         hidden = [hidden_channels] if isinstance(hidden_channels, int) else list(hidden_channels)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            *((f"hidden_channels[{i}]", h) for i, h in enumerate(hidden))):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        for i, h in enumerate(hidden):
+            check_positive_int(h, f"hidden_channels[{i}]")
         if not 0.0 <= check_positive(dropout, "dropout", allow_zero=True) < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
         self._setup_graph_options(in_channels, input_dropout, edge_dropout, improved, add_self_loops,

@@ -11,7 +11,7 @@ from torch_geometric.nn import APPNP
 
 from pyg_em.nn.gcn_encoder import GraphEncoderBase, TensorKeyedCache
 from pyg_em.nn.sparse_matmul import constant_sparse_matmul, sparse_pair
-from pyg_em.validation import check_positive
+from pyg_em.validation import check_positive, check_positive_int
 
 __all__ = ["NormalizedPropagationEncoder", "VariationalNormalizedPropagationEncoder"]
 
@@ -73,9 +73,9 @@ class NormalizedPropagationEncoder(GraphEncoderBase):
         dense_propagation: bool | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("K", K)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_positive_int(K, "K")
         if not 0.0 <= check_positive(alpha, "alpha", allow_zero=True) <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self._setup_graph_options(in_channels, input_dropout, edge_dropout, False, add_self_loops,

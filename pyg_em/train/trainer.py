@@ -16,7 +16,7 @@ from pyg_em.models.base import LossOutput, as_loss_output
 from pyg_em.train.callbacks import Callback
 from pyg_em.train.checkpoint import load_checkpoint, save_checkpoint
 from pyg_em.train.utils import rng_state, select_device, set_rng_state
-from pyg_em.validation import check_graph, validation_disabled
+from pyg_em.validation import check_graph, check_positive_int, validation_disabled
 
 __all__ = ["Trainer"]
 
@@ -111,10 +111,10 @@ class Trainer:
         checkpoint_every: int = 1,
         ddp_kwargs: dict | None = None,
     ) -> None:
-        for name, value in (("epochs", epochs), ("eval_every", eval_every), ("log_every", log_every),
-                            ("checkpoint_every", checkpoint_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_positive_int(epochs, "epochs")
+        check_positive_int(eval_every, "eval_every")
+        check_positive_int(log_every, "log_every")
+        check_positive_int(checkpoint_every, "checkpoint_every")
         self.device = select_device(device)
         self.model = model.to(self.device)
         self.epochs = epochs
