@@ -98,6 +98,12 @@ def test_bad_input():
     nan = Data(x=torch.full((6, 4), float("nan")), edge_index=two_triangles())
     with pytest.raises(ValueError, match="x contains NaN"):
         model.fit(nan, pretrain_epochs=1, epochs=1)
+    ok = Data(x=torch.randn(6, 4), edge_index=two_triangles())
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match="pretrain_steps must be a positive int"):
+            DAEGC(4, 2, hidden_channels=4, embedding_channels=2).fit(ok, pretrain_steps=bad, epochs=1)
+    with pytest.raises(ValueError, match="pretrain_epochs must be a positive int"):
+        DAEGC(4, 2, hidden_channels=4, embedding_channels=2).fit(ok, pretrain_epochs=0, epochs=1)
 
 
 def test_daegc_clusters_sbm(device):
@@ -150,6 +156,21 @@ def test_minibatch_fit_runs_and_learns():
                         num_neighbors=[5, 5], progress=False)
     assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
     assert clustering_accuracy(data.y, model.predict(data)) > 0.8
+
+
+@requires_sampler
+@pytest.mark.parametrize("batch_size, steps, expected_epochs", [(None, 7, 7), (80, 7, 3), (80, 6, 2), (80, 1, 1)])
+def test_pretraining_is_counted_in_optimizer_steps(batch_size, steps, expected_epochs):
+    # 240 nodes in batches of 80 -> 3 optimizer steps per epoch; the fewest whole epochs reaching `steps`.
+    data = attributed_sbm(240, 2, 6, num_features=8, seed=3)
+    model = DAEGC(8, 2, hidden_channels=8, embedding_channels=4)
+    history = model.fit(data, pretrain_steps=steps, epochs=1, n_init=2, batch_size=batch_size,
+                        num_neighbors=[3, 3], progress=False)
+    assert len(history["pretrain_recon"]) == expected_epochs
+    explicit = DAEGC(8, 2, hidden_channels=8, embedding_channels=4).fit(
+        data, pretrain_steps=steps, pretrain_epochs=2, epochs=1, n_init=2, batch_size=batch_size,
+        num_neighbors=[3, 3], progress=False)
+    assert len(explicit["pretrain_recon"]) == 2
 
 
 def test_attention_layer_output_matches_dense_product(device):

@@ -13,7 +13,7 @@ from pyg_em.models.negative_sampling import forbidden_pair_keys, is_forbidden
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.nn.proximity_attention import ProximityAttentionConv
 from pyg_em.train import LambdaCallback, Trainer, shard_indices
-from pyg_em.validation import check_graph, check_n_clusters, check_positive
+from pyg_em.validation import check_graph, check_n_clusters, check_positive, check_positive_int
 
 __all__ = ["DAEGC"]
 
@@ -65,8 +65,7 @@ class DAEGC(ClusteringModel):
                  gamma: float = 10.0, update_interval: int = 1, alpha: float = 1.0, neg_ratio: float = 3.0,
                  dropout: float = 0.5) -> None:
         super().__init__(n_clusters)
-        if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
-            raise ValueError(f"update_interval must be an int >= 1, got {update_interval!r}")
+        check_positive_int(update_interval, "update_interval")
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.neg_ratio = check_positive(neg_ratio, "neg_ratio")
         self.update_interval = update_interval
@@ -161,15 +160,21 @@ class DAEGC(ClusteringModel):
         return self.head.soft_assignment(self.embed_data(data))
 
     # -- training ---------------------------------------------------------------------------------------
-    def fit(self, data: Data, pretrain_epochs: int = 100, epochs: int = 100, pretrain_lr: float = 5e-3,
+    def fit(self, data: Data, pretrain_steps: int = 100, epochs: int = 100, pretrain_lr: float = 5e-3,
             lr: float = 1e-4, weight_decay: float = 0.0, n_init: int = 20, seed: int | None = 0,
             batch_size: int | None = None, num_neighbors: list[int] | None = None, device=None,
-            progress: bool | None = None) -> dict[str, list[float]]:
+            progress: bool | None = None, pretrain_epochs: int | None = None) -> dict[str, list[float]]:
         """Pretrain on reconstruction, initialise the centres by k-means, then self-train.
 
-        The defaults (100 pretraining epochs, no weight decay; ``neg_ratio=3`` and attention ``dropout=0.5`` in
+        Pretraining length is counted in optimizer steps: ``pretrain_steps`` full-batch epochs, or with mini-batches
+        the fewest whole epochs that reach ``pretrain_steps`` steps (at least one). Counting epochs instead would
+        multiply the pretraining by the number of batches per epoch, and over-trained embeddings cluster worse
+        (Cora, 512-seed batches: 100 epochs = 600 steps gave ACC 70.05 against 72.12 at 120 steps, 10 seeds).
+        ``pretrain_epochs`` overrides this with an exact epoch count.
+
+        The defaults (100 pretraining steps, no weight decay; ``neg_ratio=3`` and attention ``dropout=0.5`` in
         the constructor) are the recipe measured in ``benchmarks/bench_daegc.py``; the paper's protocol is
-        ``pretrain_epochs=30``, ``weight_decay=5e-3``, no dropout and a dense reconstruction, which scored lower
+        30 pretraining epochs, ``weight_decay=5e-3``, no dropout and a dense reconstruction, which scored lower
         here.
 
         With ``batch_size`` training uses :class:`~torch_geometric.loader.NeighborLoader` (``num_neighbors``
@@ -188,6 +193,11 @@ class DAEGC(ClusteringModel):
                                     input_nodes=shard_indices(num_nodes, seed=seed or 0, equal_size=True))
         common = {"device": device, "progress": progress, "weight_decay": weight_decay,
                   "ddp_kwargs": {"find_unused_parameters": True}}
+        check_positive_int(pretrain_steps, "pretrain_steps")
+        if pretrain_epochs is None:
+            steps_per_epoch = 1 if loader is None else max(1, len(loader))
+            pretrain_epochs = -(-pretrain_steps // steps_per_epoch)
+        check_positive_int(pretrain_epochs, "pretrain_epochs")
         pre = Trainer(self, epochs=pretrain_epochs, lr=pretrain_lr, desc="pretrain",
                       step_fn=lambda m, d: m.pretrain_loss(d),
                       batch_step_fn=lambda m, b: m.pretrain_loss_batch(b), **common)

@@ -15,7 +15,7 @@ from pyg_em.validation import check_n_clusters
 __all__ = ["run_daegc"]
 
 #: Settings of the ``[daegc]`` table of ``--config`` and their defaults (the benchmarked recipe).
-DEFAULTS = {"lr": 1e-4, "pretrain_lr": 5e-3, "pretrain_epochs": 100, "weight_decay": 0.0, "gamma": 10.0,
+DEFAULTS = {"lr": 1e-4, "pretrain_lr": 5e-3, "pretrain_steps": 100, "weight_decay": 0.0, "gamma": 10.0,
             "neg_ratio": 3.0, "dropout": 0.5, "hidden_channels": 256, "embedding_channels": 16,
             "update_interval": 1, "n_init": 20, "num_neighbors": 10}
 DEFAULT_EPOCHS = 100
@@ -26,14 +26,15 @@ def run_daegc(data: Data, config: RunConfig) -> RunResult:
     initialisation of the centres, then self-training; ``--batch-size`` switches to NeighborLoader mini-batches.
 
     ``--epochs`` sets the self-training epochs (default 100). Settings (``[daegc]`` table): ``lr`` (1e-4),
-    ``pretrain_lr`` (5e-3), ``pretrain_epochs`` (100), ``weight_decay`` (0), ``gamma`` (10), ``neg_ratio``
+    ``pretrain_lr`` (5e-3), ``pretrain_steps`` (optimizer steps; with ``--batch-size`` the fewest whole epochs
+    reaching them, 100), ``weight_decay`` (0), ``gamma`` (10), ``neg_ratio``
     (sampled non-edges per edge, 3), ``dropout`` (pretraining attention dropout, 0.5), ``hidden_channels`` (256),
     ``embedding_channels`` (16), ``update_interval`` (1), ``n_init`` (k-means restarts, 20), ``num_neighbors`` (per
     layer with ``--batch-size``, 10). The history holds the self-training losses and the pretraining losses
     (``pretrain_*``).
     """
     opts = config.options(DEFAULTS)
-    for key in ("pretrain_epochs", "hidden_channels", "embedding_channels", "update_interval", "n_init",
+    for key in ("pretrain_steps", "hidden_channels", "embedding_channels", "update_interval", "n_init",
                 "num_neighbors"):
         if opts[key] < 1:
             raise ConfigError(f"[daegc] {key} must be a positive integer, got {opts[key]!r}")
@@ -45,7 +46,7 @@ def run_daegc(data: Data, config: RunConfig) -> RunResult:
                   update_interval=opts["update_interval"], neg_ratio=opts["neg_ratio"],
                   dropout=opts["dropout"])
     start = time.perf_counter()
-    history = model.fit(data, pretrain_epochs=opts["pretrain_epochs"], epochs=config.epochs or DEFAULT_EPOCHS,
+    history = model.fit(data, pretrain_steps=opts["pretrain_steps"], epochs=config.epochs or DEFAULT_EPOCHS,
                         pretrain_lr=opts["pretrain_lr"], lr=opts["lr"], weight_decay=opts["weight_decay"],
                         n_init=opts["n_init"], seed=config.seed, batch_size=config.batch_size,
                         num_neighbors=[opts["num_neighbors"]] * 2, device=config.device, progress=config.progress)
