@@ -57,6 +57,20 @@ def test_proximity_cache_follows_graph_changes():
     assert a.shape != b.shape or not torch.allclose(a, b)
 
 
+def test_daegc_layers_compute_proximity_once_per_graph(monkeypatch):
+    import pyg_em.nn.proximity_attention as module
+
+    calls = []
+    original = module.transition_proximity
+    monkeypatch.setattr(module, "transition_proximity", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model = DAEGC(4, 2, hidden_channels=4, embedding_channels=2)
+    x = torch.randn(6, 4)
+    for edges, expected in ((two_triangles(), 1), (path_graph(6), 2)):
+        model.embed(x, edges)
+        model.embed(x, edges)
+        assert len(calls) == expected  # both layers, both passes: one M per new graph
+
+
 def test_dec_target_and_kl_by_hand():
     head = DECClusterHead(2, 1)
     with torch.no_grad():

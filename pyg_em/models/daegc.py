@@ -69,8 +69,11 @@ class DAEGC(ClusteringModel):
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.neg_ratio = check_positive(neg_ratio, "neg_ratio")
         self.update_interval = update_interval
-        self.conv1 = ProximityAttentionConv(in_channels, hidden_channels, dropout=dropout)
-        self.conv2 = ProximityAttentionConv(hidden_channels, embedding_channels, dropout=dropout)
+        # Both layers attend over the same graph: one shared cache computes M once per (mini-batch) graph.
+        shared = TensorKeyedCache()
+        self.conv1 = ProximityAttentionConv(in_channels, hidden_channels, dropout=dropout, proximity_cache=shared)
+        self.conv2 = ProximityAttentionConv(hidden_channels, embedding_channels, dropout=dropout,
+                                            proximity_cache=shared)
         self.head = DECClusterHead(n_clusters, embedding_channels, alpha)
         self._edge_key_cache = TensorKeyedCache()
         self.reset_parameters()

@@ -107,6 +107,9 @@ class ProximityAttentionConv(MessagePassing):
         bias (bool): Add a learnable bias. (default: :obj:`True`)
         sparse_input (bool, optional): Multiply constant input features as a sparse matrix (bag-of-words
             features are ~1 % non-zero); ``None`` decides by density (≤ 10 %). (default: :obj:`None`)
+        proximity_cache (TensorKeyedCache, optional): Cache of :math:`M` and its sparse pattern; pass one
+            instance to every layer that runs on the same graph (as :class:`~pyg_em.models.DAEGC` does), so a new
+            mini-batch computes :math:`M` once instead of once per layer. (default: a cache of its own)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`, edge indices :math:`(2, E)`, optional edge weights
@@ -115,7 +118,8 @@ class ProximityAttentionConv(MessagePassing):
     """
 
     def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, dropout: float = 0.0,
-                 bias: bool = True, sparse_input: bool | None = None) -> None:
+                 bias: bool = True, sparse_input: bool | None = None,
+                 proximity_cache: TensorKeyedCache | None = None) -> None:
         super().__init__(aggr="add", node_dim=0)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.negative_slope, self.dropout = negative_slope, dropout
@@ -124,7 +128,7 @@ class ProximityAttentionConv(MessagePassing):
         self.att_neighbor = Parameter(torch.empty(1, out_channels))
         self.bias = Parameter(torch.empty(out_channels)) if bias else None
         self.sparse_input = sparse_input
-        self._proximity_cache = TensorKeyedCache()
+        self._proximity_cache = TensorKeyedCache() if proximity_cache is None else proximity_cache
         self._sparse_x_cache = TensorKeyedCache()
         self.reset_parameters()
 
