@@ -38,6 +38,8 @@ def test_proximity_chunking_is_exact():
     full = transition_proximity(data.edge_index, 300)
     small = transition_proximity(data.edge_index, 300, chunk_size=7)
     assert torch.equal(full[0], small[0]) and torch.allclose(full[1], small[1])
+    with pytest.raises(ValueError, match="chunk_size must be a positive int"):
+        transition_proximity(data.edge_index, 300, chunk_size=0)
 
 
 def test_attention_sums_to_one(device):

@@ -12,7 +12,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.nn.sparse_matmul import CSRPattern, constant_sparse_matmul, csr_pattern, edge_value_matmul, sparse_pair
-from pyg_em.validation import check_edge_weight, check_features
+from pyg_em.validation import check_edge_weight, check_features, check_positive_int
 
 __all__ = ["ProximityAttentionConv", "transition_proximity"]
 
@@ -30,7 +30,7 @@ def transition_proximity(
     edge_index: Tensor,
     num_nodes: int,
     edge_weight: Tensor | None = None,
-    chunk_size: int = 1 << 22,
+    chunk_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""Proximity :math:`M = (T + T^2)/2` on the pattern of 1-hop edges plus self loops.
 
@@ -39,10 +39,19 @@ def transition_proximity(
     paths and kept only where :math:`(i, j)` is an edge or :math:`i = j`: time :math:`O(\sum_k d_k^2)`, memory
     bounded by ``chunk_size`` paths at a time, never :math:`N \times N`.
 
+    Args:
+        chunk_size (int, optional): Two-hop paths handled at a time. ``None`` picks :math:`2^{18}` on CPU, where
+            chunks that stay in cache were both faster and leaner (300k-node SBM, one thread: 5.5 s and +0.23 GiB
+            against 7.5 s and +0.56 GiB at :math:`2^{22}`), and :math:`2^{22}` on accelerators, where fewer,
+            larger kernels pay off. (default: :obj:`None`)
+
     Returns:
         ``(pattern, values)``: the edge pattern ``(2, E')`` (edges plus self loops, row = source ``i``) and
         :math:`M_{ij}` for each of its columns.
     """
+    if chunk_size is None:
+        chunk_size = 1 << 18 if edge_index.device.type == "cpu" else 1 << 22
+    check_positive_int(chunk_size, "chunk_size")
     t_index, t_value = _row_normalised(edge_index, edge_weight, num_nodes)
     pattern, _ = add_self_loops(t_index, num_nodes=num_nodes)
     keys = pattern[0] * num_nodes + pattern[1]
