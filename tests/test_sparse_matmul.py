@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pyg_em.nn.sparse_matmul import csr_pattern, edge_value_matmul
+from pyg_em.nn.sparse_matmul import csr_pattern, edge_value_matmul, sparse_pair
 
 
 def random_entries(rows, cols, nnz, seed=0, duplicates=True):
@@ -57,3 +57,16 @@ def test_edge_value_matmul_without_sddmm_kernel(monkeypatch):
     values = torch.rand(row.numel(), dtype=torch.float64, requires_grad=True)
     b = torch.randn(5, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, m: edge_value_matmul(v, m, pattern), (values, b))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (7, 5), (3, 3)])
+def test_sparse_pair_matches_matrix_and_transpose(shape, device):
+    torch.manual_seed(0)
+    dense = torch.randn(shape, device=device) * (torch.rand(shape, device=device) < 0.4)
+    dense[0] = 0.0  # an empty row
+    dense[:, -1] = 0.0  # an empty column
+    for source in (dense, dense.to_sparse_coo(), torch.zeros(shape, device=device)):
+        a, a_t = sparse_pair(source)
+        expected = source.to_dense() if source.layout != torch.strided else source
+        assert a.layout == a_t.layout == torch.sparse_csr
+        assert torch.equal(a.to_dense(), expected) and torch.equal(a_t.to_dense(), expected.t())
