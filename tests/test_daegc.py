@@ -134,6 +134,25 @@ def test_daegc_clusters_sbm(device):
     assert model.predict_proba(data.to(device)).sum(1).allclose(torch.ones(300, device=device))
 
 
+def test_sampled_recon_loss_masks_collisions_and_matches_hand_computation():
+    # A dense 4-node graph with one non-edge per node leaves few true negatives, so collisions are frequent.
+    edges = torch.tensor([[0, 1, 0, 2, 1, 3, 2, 3], [1, 0, 2, 0, 3, 1, 3, 2]])
+    model = DAEGC(3, 2, hidden_channels=4, embedding_channels=2, neg_ratio=5.0)
+    z = torch.nn.functional.normalize(torch.randn(4, 2, dtype=torch.float64), dim=-1)
+    torch.manual_seed(3)
+    loss = model.recon_loss(z, edges)
+    torch.manual_seed(3)
+    u = edges[0][torch.randint(8, (40,))]
+    v = torch.randint(4, (40,))
+    existing = set(map(tuple, edges.t().tolist()))
+    keep = torch.tensor([(a, b) not in existing and a != b for a, b in zip(u.tolist(), v.tolist())])
+    assert 0 < int(keep.sum()) < 40  # some candidates collided and were masked
+    logit = lambda a, b: (z[a] * z[b]).sum(-1)  # noqa: E731
+    expected = (-torch.log(torch.sigmoid(logit(edges[0], edges[1]))).mean()
+                - torch.log(1 - torch.sigmoid(logit(u[keep], v[keep]))).mean())
+    assert torch.allclose(loss, expected)
+
+
 def test_empty_batch_contributes_zero_recon():
     model = DAEGC(3, 2, hidden_channels=4, embedding_channels=2)
     z = torch.randn(5, 2, requires_grad=True)

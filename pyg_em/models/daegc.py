@@ -18,14 +18,17 @@ from pyg_em.validation import check_graph, check_n_clusters, check_positive, che
 __all__ = ["DAEGC"]
 
 
-def _sample_negatives(forbidden: Tensor, sources: Tensor, num_nodes: int, count: int) -> Tensor:
-    """``count`` pairs (source drawn from ``sources``, uniform target) that are neither self-loops nor in the
-    sorted ``forbidden`` keys (:func:`~pyg_em.models.negative_sampling.forbidden_pair_keys`)."""
+def _sample_negatives(forbidden: Tensor, sources: Tensor, num_nodes: int, count: int) -> tuple[Tensor, Tensor]:
+    """``count`` candidate pairs (source drawn from ``sources``, uniform target) and a mask of the true negatives:
+    neither self-loops nor in the sorted ``forbidden`` keys
+    (:func:`~pyg_em.models.negative_sampling.forbidden_pair_keys`).
+
+    Collisions are masked rather than dropped: dropping them would size a tensor by a device-side count, which
+    synchronises CUDA with the host at every step.
+    """
     u = sources[torch.randint(sources.numel(), (count,), device=sources.device)]
     v = torch.randint(num_nodes, (count,), device=sources.device)
-    keep = ~is_forbidden(u, v, num_nodes, forbidden)
-    # Dropping collisions keeps every kept pair a true negative; the count varies slightly, with no host sync.
-    return torch.stack([u[keep], v[keep]])
+    return torch.stack([u, v]), ~is_forbidden(u, v, num_nodes, forbidden)
 
 
 class DAEGC(ClusteringModel):
@@ -92,21 +95,26 @@ class DAEGC(ClusteringModel):
                    sources: Tensor | None = None) -> Tensor:
         """BCE on ``pos_edge_index`` and on non-edges (sampled from ``sources`` when not given).
 
+        Sampled pairs that hit an edge of ``pos_edge_index`` or a self-loop are masked out of the negative mean.
         A batch without positive edges contributes an exact zero that stays connected to the graph.
         """
         if pos_edge_index.size(1) == 0:
             return z.sum() * 0.0
-        if neg_edge_index is None:
-            sources = pos_edge_index[0] if sources is None else sources
-            count = max(1, int(round(self.neg_ratio * pos_edge_index.size(1))))
-            # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
-            keys = self._edge_key_cache.get((pos_edge_index,), lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
-                                            extra=(z.size(0),))
-            neg_edge_index = _sample_negatives(keys, sources, z.size(0), count)
         pos = self.decode(z, pos_edge_index, sigmoid=False)
-        neg = self.decode(z, neg_edge_index, sigmoid=False)
-        return (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
-                + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg)))
+        pos_loss = F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+        if neg_edge_index is not None:
+            neg = self.decode(z, neg_edge_index, sigmoid=False)
+            return pos_loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+        sources = pos_edge_index[0] if sources is None else sources
+        count = max(1, int(round(self.neg_ratio * pos_edge_index.size(1))))
+        # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
+        keys = self._edge_key_cache.get((pos_edge_index,), lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
+                                        extra=(z.size(0),))
+        candidates, is_negative = _sample_negatives(keys, sources, z.size(0), count)
+        neg = self.decode(z, candidates, sigmoid=False)
+        weight = is_negative.to(neg.dtype)
+        neg_loss = (F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none") * weight).sum()
+        return pos_loss + neg_loss / weight.sum().clamp_min(1.0)
 
     # -- losses -----------------------------------------------------------------------------------------
     def pretrain_loss(self, data: Data) -> LossOutput:
