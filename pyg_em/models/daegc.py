@@ -191,8 +191,30 @@ class DAEGC(ClusteringModel):
 
         With ``batch_size`` training uses :class:`~torch_geometric.loader.NeighborLoader` (``num_neighbors``
         per layer, default ``[10, 10]``); under ``torch.distributed`` each rank samples its own shard of seed
-        nodes (:func:`~pyg_em.train.shard_indices`). Returns the self-training history (pretraining history
-        is prefixed with ``pretrain_``).
+        nodes (:func:`~pyg_em.train.shard_indices`).
+
+        Args:
+            data (Data): The graph, with ``x`` and ``edge_index`` (optionally ``edge_weight``).
+            pretrain_steps (int): Reconstruction pretraining length in optimizer steps. (default: :obj:`100`)
+            epochs (int): Self-training epochs. (default: :obj:`100`)
+            pretrain_lr (float): Adam learning rate of pretraining. (default: :obj:`5e-3`)
+            lr (float): Adam learning rate of self-training. (default: :obj:`1e-4`)
+            weight_decay (float): Adam weight decay of both phases. (default: :obj:`0.0`)
+            n_init (int): k-means restarts for the centre initialisation. (default: :obj:`20`)
+            seed (int, optional): Seed of k-means and of the seed-node sharding. (default: :obj:`0`)
+            batch_size (int, optional): Seed nodes per mini-batch; ``None`` trains full batch.
+                (default: :obj:`None`)
+            num_neighbors (list[int], optional): Neighbours sampled per layer with ``batch_size``.
+                (default: :obj:`[10, 10]`)
+            device (str or torch.device, optional): Training device; ``None`` picks CUDA when available.
+                (default: :obj:`None`)
+            progress (bool, optional): Show progress bars; ``None`` shows them on a terminal. (default: :obj:`None`)
+            pretrain_epochs (int, optional): Exact pretraining epochs, overriding ``pretrain_steps``.
+                (default: :obj:`None`)
+
+        Returns:
+            dict[str, list[float]]: The self-training history, plus the pretraining history under keys prefixed
+            with ``pretrain_``.
         """
         num_nodes = check_graph(data.x, data.edge_index, getattr(data, "edge_weight", None), require_edges=True)
         check_n_clusters(self.n_clusters, num_nodes)
