@@ -68,10 +68,9 @@ class DAEGC(ClusteringModel):
                  gamma: float = 10.0, update_interval: int = 1, alpha: float = 1.0, neg_ratio: float = 3.0,
                  dropout: float = 0.5) -> None:
         super().__init__(n_clusters)
-        check_positive_int(update_interval, "update_interval")
+        self.update_interval = check_positive_int(update_interval, "update_interval")
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.neg_ratio = check_positive(neg_ratio, "neg_ratio")
-        self.update_interval = update_interval
         # Both layers attend over the same graph: one shared cache computes M once per (mini-batch) graph.
         shared = TensorKeyedCache()
         self.conv1 = ProximityAttentionConv(in_channels, hidden_channels, dropout=dropout, proximity_cache=shared)
@@ -218,6 +217,9 @@ class DAEGC(ClusteringModel):
         """
         num_nodes = check_graph(data.x, data.edge_index, getattr(data, "edge_weight", None), require_edges=True)
         check_n_clusters(self.n_clusters, num_nodes)
+        check_positive_int(pretrain_steps, "pretrain_steps")
+        if pretrain_epochs is not None:
+            check_positive_int(pretrain_epochs, "pretrain_epochs")
         loader = None
         if batch_size is not None:
             from torch_geometric.loader import NeighborLoader
@@ -227,11 +229,9 @@ class DAEGC(ClusteringModel):
                                     input_nodes=shard_indices(num_nodes, seed=seed or 0, equal_size=True))
         common = {"device": device, "progress": progress, "weight_decay": weight_decay,
                   "ddp_kwargs": {"find_unused_parameters": True}}
-        check_positive_int(pretrain_steps, "pretrain_steps")
         if pretrain_epochs is None:
             steps_per_epoch = 1 if loader is None else max(1, len(loader))
             pretrain_epochs = -(-pretrain_steps // steps_per_epoch)
-        check_positive_int(pretrain_epochs, "pretrain_epochs")
         pre = Trainer(self, epochs=pretrain_epochs, lr=pretrain_lr, desc="pretrain",
                       step_fn=lambda m, d: m.pretrain_loss(d),
                       batch_step_fn=lambda m, b: m.pretrain_loss_batch(b), **common)
