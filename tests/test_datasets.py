@@ -1,5 +1,4 @@
 import shutil
-import time
 
 import pytest
 import torch
@@ -31,16 +30,12 @@ def test_sbm_reproducible_and_blocks_shuffled():
     assert not torch.equal(a.y, a.y.sort().values)  # node ids are permuted
 
 
-def test_sbm_scales_linearly():
-    # O(E): 10x the nodes at the same degree must take far less than 100x (an O(N^2) build) the time.
-    t0 = time.perf_counter()
-    attributed_sbm(20_000, 4, 10, num_features=0, seed=0)
-    small = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    data = attributed_sbm(200_000, 4, 10, num_features=0, seed=0)
-    big = time.perf_counter() - t0
+def test_sbm_is_built_without_touching_all_pairs():
+    # 2M nodes have 2e12 node pairs: a pair-by-pair (O(N^2)) build could neither allocate nor finish here, while
+    # the O(N + E) sampler returns ~2M directed edges in about a second. (A wall-clock ratio was flaky on CI.)
+    data = attributed_sbm(2_000_000, 4, 1.0, num_features=0, seed=0)
+    assert data.num_nodes == 2_000_000
     assert data.edge_index.size(1) == pytest.approx(2_000_000, rel=0.05)
-    assert big < 30 * max(small, 0.01)
 
 
 def test_sbm_bad_input():
