@@ -280,3 +280,15 @@ def test_gae_device(device):
     assert next(model.parameters()).device.type == device.type
     out = model.to(device).loss(train.to(device))
     assert out.total.device.type == device.type
+
+
+def test_masked_mean_matches_boolean_indexing_and_is_zero_when_nothing_is_valid():
+    from pyg_em.models.negative_sampling import masked_mean
+
+    values = torch.tensor([1.0, 2.0, 4.0, 8.0], requires_grad=True)
+    valid = torch.tensor([True, False, True, False])
+    assert torch.equal(masked_mean(values, valid), values[valid].mean())
+    none = masked_mean(values, torch.zeros(4, dtype=torch.bool))
+    assert none.item() == 0.0
+    none.backward()  # still connected to the graph, with zero gradient
+    assert torch.equal(values.grad, torch.zeros(4))

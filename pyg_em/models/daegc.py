@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
-from pyg_em.models.negative_sampling import forbidden_pair_keys, is_forbidden
+from pyg_em.models.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.nn.proximity_attention import ProximityAttentionConv
 from pyg_em.train import LambdaCallback, Trainer, shard_indices
@@ -111,9 +111,8 @@ class DAEGC(ClusteringModel):
                                         extra=(z.size(0),))
         candidates, is_negative = _sample_negatives(keys, sources, z.size(0), count)
         neg = self.decode(z, candidates, sigmoid=False)
-        weight = is_negative.to(neg.dtype)
-        neg_loss = (F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none") * weight).sum()
-        return pos_loss + neg_loss / weight.sum().clamp_min(1.0)
+        neg_nll = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
+        return pos_loss + masked_mean(neg_nll, is_negative)
 
     # -- losses -----------------------------------------------------------------------------------------
     def pretrain_loss(self, data: Data) -> LossOutput:

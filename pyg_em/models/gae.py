@@ -21,7 +21,7 @@ from torch_geometric.nn.models import InnerProductDecoder
 from pyg_em.clusters import kmeans
 from pyg_em.clusters.dec import student_t_assignment
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
-from pyg_em.models.negative_sampling import forbidden_pair_keys, sample_negative_edges
+from pyg_em.models.negative_sampling import forbidden_pair_keys, masked_mean, sample_negative_edges
 from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.validation import check_edge_index, check_n_clusters, check_positive
 
@@ -169,9 +169,8 @@ class GAE(ClusteringModel):
             return pos_loss + neg_loss
         neg_edge_index, valid = self.sample_negatives(pos_edge_index, z.size(0), exclude_edge_index)
         neg_nll = -F.logsigmoid(-self.decoder(z, neg_edge_index, sigmoid=False))
-        valid = valid.to(neg_nll.dtype)
-        # Masked mean without a host sync; rejected candidates (vanishingly rare) simply do not count.
-        return pos_loss + (neg_nll * valid).sum() / valid.sum().clamp(min=1.0)
+        # Rejected candidates (vanishingly rare) simply do not count.
+        return pos_loss + masked_mean(neg_nll, valid)
 
     def sample_negatives(self, pos_edge_index: Tensor, num_nodes: int,
                          exclude_edge_index: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from pyg_em.validation import check_edge_index
 
-__all__ = ["forbidden_pair_keys", "sample_negative_edges", "is_forbidden"]
+__all__ = ["forbidden_pair_keys", "sample_negative_edges", "is_forbidden", "masked_mean"]
 
 
 def forbidden_pair_keys(edge_index: Tensor, num_nodes: int, exclude_edge_index: Tensor | None = None,
@@ -44,6 +44,16 @@ def is_forbidden(src: Tensor, dst: Tensor, num_nodes: int, forbidden: Tensor) ->
         return src == dst
     pos = torch.searchsorted(forbidden, keys).clamp_(max=forbidden.numel() - 1)
     return (forbidden[pos] == keys) | (src == dst)
+
+
+def masked_mean(values: Tensor, valid: Tensor) -> Tensor:
+    """Mean of ``values`` over the entries where ``valid`` is true (zero when none is).
+
+    The loss of a fixed-size batch of candidates with a validity mask: unlike ``values[valid].mean()`` it sizes
+    no tensor by a device-side count, so it never synchronises with the device.
+    """
+    weight = valid.to(values.dtype)
+    return (values * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 def sample_negative_edges(
