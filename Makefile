@@ -10,7 +10,7 @@ export PYG_EM_CACHE ?= $(abspath .cache)
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench install clean
+.PHONY: demo test lint docs bench fuzz install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: $(STAMP) lint
 
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+
+# The fuzz harnesses (tests marked `fuzz`) at the full case count; `make test` runs them CI-sized.
+fuzz: $(STAMP)
+	PYG_EM_FUZZ_CASES=2000 $(PY) -m pytest -m fuzz
 
 bench: $(STAMP)
 	$(PIP) '.[bench]'
