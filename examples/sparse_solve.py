@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from pyg_em.linalg import laplacian, laplacian_coo, sparse_solve
-from pyg_em.linalg.sparse_solve import AUTO_DIRECT_MAX_NODES
+from pyg_em.linalg import AUTO_DIRECT_MAX_NODES, laplacian, laplacian_coo, sparse_solve
 from pyg_em.train import select_device
 
 DIRECT_MAX_NODES = 50_000  # this example runs the sparse LU up to this size only

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from pyg_em.linalg._sparse_solve import as_sparse_triplet, check_finite
 from pyg_em.linalg.lsmr import batched_lsmr
-from pyg_em.linalg.sparse_solve import as_sparse_triplet, check_finite
 from pyg_em.validation import check_positive_int
 
 

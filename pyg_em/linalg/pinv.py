@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_em.linalg._laplacian import laplacian_coo
+from pyg_em.linalg._sparse_solve import SparseSolveFunction, _LinearSystem, check_finite
 from pyg_em.linalg.cg import default_tol
 from pyg_em.linalg.errors import ConvergenceError
-from pyg_em.linalg.laplacian import laplacian_coo
-from pyg_em.linalg.sparse_solve import SparseSolveFunction, _LinearSystem, check_finite
 from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, check_positive_int, resolve_num_nodes
 
 _METHODS = ("cg", "neumann", "lowrank", "direct")
@@ -66,7 +66,7 @@ class LaplacianPseudoInverse:
       (pseudo-)inverse.
 
     Gradients: ``"cg"``/``"direct"`` are differentiable w.r.t. ``edge_weight`` (sparse gradients, see
-    :class:`~pyg_em.linalg.sparse_solve.SparseSolveFunction`) and ``B``; ``"neumann"`` is differentiated by
+    :class:`~pyg_em.linalg.SparseSolveFunction`) and ``B``; ``"neumann"`` is differentiated by
     unrolling its iterations; ``"lowrank"`` only w.r.t. ``B`` (the eigenpairs are constants).
 
     Args:
