@@ -283,7 +283,7 @@ def test_gae_device(device):
 
 
 def test_masked_mean_matches_boolean_indexing_and_is_zero_when_nothing_is_valid():
-    from pyg_em.models.negative_sampling import masked_mean
+    from pyg_em.utils.negative_sampling import masked_mean
 
     values = torch.tensor([1.0, 2.0, 4.0, 8.0], requires_grad=True)
     valid = torch.tensor([True, False, True, False])

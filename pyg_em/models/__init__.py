@@ -4,7 +4,7 @@ from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
 from pyg_em.models.daegc import DAEGC
 from pyg_em.models.gae import GAE, VGAE
 from pyg_em.models.link_prediction import LinkSplit, evaluate_link_prediction, fit_link_prediction, link_split
-from pyg_em.models.negative_sampling import sample_negative_edges
+from pyg_em.utils.negative_sampling import sample_negative_edges
 
 __all__ = [
     "LossOutput", "BaseModel", "ClusteringModel", "DAEGC",

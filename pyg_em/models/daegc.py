@@ -9,26 +9,13 @@ from torch_geometric.data import Data
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
-from pyg_em.models.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean
-from pyg_em.nn.gcn_encoder import TensorKeyedCache
 from pyg_em.nn.proximity_attention import ProximityAttentionConv
+from pyg_em.utils.cache import TensorKeyedCache
+from pyg_em.utils.negative_sampling import forbidden_pair_keys, masked_mean, sample_negatives_from
 from pyg_em.train import LambdaCallback, Trainer, shard_indices
 from pyg_em.validation import check_graph, check_n_clusters, check_positive, check_positive_int
 
 __all__ = ["DAEGC"]
-
-
-def _sample_negatives(forbidden: Tensor, sources: Tensor, num_nodes: int, count: int) -> tuple[Tensor, Tensor]:
-    """``count`` candidate pairs (source drawn from ``sources``, uniform target) and a mask of the true negatives:
-    neither self-loops nor in the sorted ``forbidden`` keys
-    (:func:`~pyg_em.models.negative_sampling.forbidden_pair_keys`).
-
-    Collisions are masked rather than dropped: dropping them would size a tensor by a device-side count, which
-    synchronises CUDA with the host at every step.
-    """
-    u = sources[torch.randint(sources.numel(), (count,), device=sources.device)]
-    v = torch.randint(num_nodes, (count,), device=sources.device)
-    return torch.stack([u, v]), ~is_forbidden(u, v, num_nodes, forbidden)
 
 
 class DAEGC(ClusteringModel):
@@ -109,7 +96,7 @@ class DAEGC(ClusteringModel):
         # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
         keys = self._edge_key_cache.get((pos_edge_index,), lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
                                         extra=(z.size(0),))
-        candidates, is_negative = _sample_negatives(keys, sources, z.size(0), count)
+        candidates, is_negative = sample_negatives_from(sources, z.size(0), count, keys)
         neg = self.decode(z, candidates, sigmoid=False)
         neg_nll = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
         return pos_loss + masked_mean(neg_nll, is_negative)

@@ -21,8 +21,8 @@ from torch_geometric.nn.models import InnerProductDecoder
 from pyg_em.clusters import kmeans
 from pyg_em.clusters.dec import student_t_assignment
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
-from pyg_em.models.negative_sampling import forbidden_pair_keys, masked_mean, sample_negative_edges
-from pyg_em.nn.gcn_encoder import TensorKeyedCache
+from pyg_em.utils.cache import TensorKeyedCache
+from pyg_em.utils.negative_sampling import forbidden_pair_keys, masked_mean, sample_negative_edges
 from pyg_em.validation import check_edge_index, check_n_clusters, check_positive
 
 __all__ = ["GAE", "VGAE", "MAX_LOGSTD"]

@@ -3,7 +3,6 @@ r"""GCN encoders for (variational) graph auto-encoders, with a normalised-adjace
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from torch import Tensor
 from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from pyg_em.utils.cache import TensorKeyedCache, is_sparse_tensor
 from pyg_em.validation import check_graph, check_positive, check_positive_int
 
 
@@ -23,62 +23,7 @@ def _gcn_norm(edge_index: Any, edge_weight: Tensor | None, num_nodes: int, impro
     return out if isinstance(out, tuple) else (out, None)
 
 
-__all__ = [
-    "GCNEncoder", "VariationalGCNEncoder", "GraphEncoderBase", "NormalizedAdjacencyCache", "TensorKeyedCache",
-]
-
-
-def _is_sparse_tensor(obj: Any) -> bool:
-    return type(obj).__name__ == "SparseTensor"
-
-
-def _fingerprint(tensor: Any) -> tuple:
-    """What identifies the *contents* of a graph tensor: the object itself plus its in-place version counter."""
-    if tensor is None:
-        return (None,)
-    if _is_sparse_tensor(tensor):  # torch_sparse.SparseTensor: fingerprint its index and value storage
-        return (_fingerprint(tensor.storage.col()), _fingerprint(tensor.storage.value()), tuple(tensor.sizes()))
-    return (tensor._version, tuple(tensor.shape), tensor.device)
-
-
-class TensorKeyedCache:
-    """Memoises values computed from some tensors, for the ``capacity`` most recently used tensor groups.
-
-    The key is the *identity* of each tensor (held through a weak reference, so a freed tensor whose memory is
-    reused by a new one never matches) plus its in-place version counter and shape, so a new or modified
-    tensor always triggers a recomputation. A capacity above one lets a training graph and a validation graph
-    alternate without recomputing.
-
-    Args:
-        capacity (int): Number of entries kept, least recently used evicted first. (default: :obj:`2`)
-    """
-
-    def __init__(self, capacity: int = 2) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self.clear()
-
-    def clear(self) -> None:
-        self._entries: list[tuple[tuple, tuple, Any]] = []
-
-    @staticmethod
-    def _same_objects(refs: tuple, tensors: Sequence[Any]) -> bool:
-        if len(refs) != len(tensors):
-            return False
-        return all((ref is None and t is None) or (ref is not None and ref() is t) for ref, t in zip(refs, tensors))
-
-    def get(self, tensors: Sequence[Any], compute, extra: tuple = ()) -> Any:
-        """Return the cached value for ``tensors`` (and hashable ``extra``), computing it when they changed."""
-        key = tuple(_fingerprint(t) for t in tensors) + tuple(extra)
-        for i, (refs, entry_key, value) in enumerate(self._entries):
-            if entry_key == key and self._same_objects(refs, tensors):
-                self._entries.insert(0, self._entries.pop(i))
-                return value
-        value = compute()
-        refs = tuple(None if t is None else weakref.ref(t) for t in tensors)
-        self._entries = [(refs, key, value), *self._entries[: self.capacity - 1]]
-        return value
+__all__ = ["GCNEncoder", "VariationalGCNEncoder", "GraphEncoderBase", "NormalizedAdjacencyCache"]
 
 
 class NormalizedAdjacencyCache(TensorKeyedCache):
@@ -135,7 +80,7 @@ class GraphEncoderBase(torch.nn.Module):
     def normalize(self, edge_index: Any, edge_weight: Tensor | None, num_nodes: int,
                   dtype: torch.dtype | None = None) -> tuple[Any, Tensor | None]:
         """The symmetric GCN normalisation of the graph, from the cache when the graph is unchanged."""
-        if self.training and self.edge_dropout > 0 and not _is_sparse_tensor(edge_index):
+        if self.training and self.edge_dropout > 0 and not is_sparse_tensor(edge_index):
             keep = torch.rand(edge_index.size(1), device=edge_index.device) >= self.edge_dropout
             edge_index = edge_index[:, keep]
             edge_weight = edge_weight[keep] if edge_weight is not None else None

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from pyg_em.validation import check_edge_index
 
-__all__ = ["forbidden_pair_keys", "sample_negative_edges", "is_forbidden", "masked_mean"]
+__all__ = ["forbidden_pair_keys", "sample_negative_edges", "sample_negatives_from", "is_forbidden", "masked_mean"]
 
 
 def forbidden_pair_keys(edge_index: Tensor, num_nodes: int, exclude_edge_index: Tensor | None = None,
@@ -110,3 +110,26 @@ def sample_negative_edges(
     if return_mask:
         return neg, ~bad
     return neg[:, ~bad]
+
+
+def sample_negatives_from(sources: Tensor, num_nodes: int, num_samples: int,
+                          forbidden: Tensor) -> tuple[Tensor, Tensor]:
+    """``num_samples`` candidate pairs whose source is drawn from ``sources`` (e.g. a mini-batch's seed nodes)
+    and whose target is uniform over all nodes, with a mask of the true negatives: neither self-loops nor in the
+    sorted ``forbidden`` keys (:func:`forbidden_pair_keys`).
+
+    Collisions are masked rather than dropped or redrawn: dropping them would size a tensor by a device-side
+    count, which synchronises CUDA with the host at every step.
+
+    Args:
+        sources (Tensor): Candidate source nodes :math:`(S,)`.
+        num_nodes (int): Number of nodes :math:`N`.
+        num_samples (int): Number of candidate pairs to draw.
+        forbidden (Tensor): Sorted keys of the pairs that are never negatives.
+
+    Returns:
+        ``(candidates, valid)``: pairs of shape ``(2, num_samples)`` and their validity mask.
+    """
+    u = sources[torch.randint(sources.numel(), (num_samples,), device=sources.device)]
+    v = torch.randint(num_nodes, (num_samples,), device=sources.device)
+    return torch.stack([u, v]), ~is_forbidden(u, v, num_nodes, forbidden)
