@@ -16,18 +16,25 @@ route), so the Jacobian of the first argument is never built.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from pyg_em.func.gcn_ntk import GCNStructure, why_not_gcn
+from pyg_em.func.graph_ntk import FULL_GRAPH_STRATEGIES, GraphFunction, choose_mode, full_graph_ntk
 from pyg_em.validation import check_positive_int, validation_disabled
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 __all__ = ["empirical_ntk", "per_sample_jacobian"]
 
-_STRATEGIES = ("jacobian", "ntk_vp")
+_FULL_GRAPH = ("auto", "structured", *FULL_GRAPH_STRATEGIES)
+_STRATEGIES = ("auto", "structured", *FULL_GRAPH_STRATEGIES, "jacobian", "ntk_vp")
 _REDUCTIONS = ("full", "trace")
 
 
@@ -118,16 +125,8 @@ class _JacobianRows:
         self.num_rows = out.size(0)
         self._set_output_shape(out, self.num_rows, name)
         self.output_shape = out.shape
-        if node_index is None:
-            node_index = torch.arange(self.num_rows, device=out.device)
-        elif not isinstance(node_index, Tensor) or node_index.dtype != torch.long or node_index.dim() != 1:
-            raise TypeError("node_index must be a 1-D torch.long tensor of output rows")
-        elif node_index.numel() and (int(node_index.min()) < 0 or int(node_index.max()) >= self.num_rows):
-            raise ValueError(f"node_index must lie in [0, {self.num_rows}) (the model's output rows)")
-        self.node_index = node_index.to(out.device)
-        self.n = node_index.numel()
-        if self.n == 0:
-            raise ValueError("node_index selects no rows")
+        self.node_index = _check_node_index(node_index, self.num_rows, out.device, "node_index")
+        self.n = self.node_index.numel()
 
     def _set_output_shape(self, out: Tensor, rows: int, name: str):
         if out.dim() == 0 or out.size(0) != rows:
@@ -177,6 +176,60 @@ class _JacobianRows:
             yield 0, self.n, out.reshape(out.size(0), self.num_rows, -1)[:, self.node_index]
 
 
+def _check_node_index(node_index: Any, num_rows: int, device, name: str) -> Tensor:
+    """Output rows to use: all when :obj:`None`, else a checked 1-D long tensor on ``device``."""
+    if node_index is None:
+        return torch.arange(num_rows, device=device)
+    if not isinstance(node_index, Tensor) or node_index.dtype != torch.long or node_index.dim() != 1:
+        raise TypeError(f"{name} must be a 1-D torch.long tensor of output rows, e.g. data.train_mask.nonzero()"
+                        f".flatten()")
+    if node_index.numel() == 0:
+        raise ValueError(f"{name} selects no rows")
+    if int(node_index.min()) < 0 or int(node_index.max()) >= num_rows:
+        raise ValueError(f"{name} must lie in [0, {num_rows}) (the model's output rows)")
+    return node_index.to(device)
+
+
+def _model_arguments(model: nn.Module, inputs: Any, name: str) -> Any:
+    """``(data.x, data.edge_index[, data.edge_weight])`` for a PyG ``Data``; anything else unchanged."""
+    from torch_geometric.data import Data
+
+    if not isinstance(inputs, Data):
+        return inputs
+    if inputs.x is None or inputs.edge_index is None:
+        raise ValueError(f"{name} is a Data object without x or edge_index; the model is called as "
+                         f"model(data.x, data.edge_index[, data.edge_weight])")
+    args = (inputs.x, inputs.edge_index)
+    edge_weight = inputs.edge_weight if "edge_weight" in inputs else None
+    if edge_weight is None:
+        return args
+    forward_args = list(inspect.signature(model.forward).parameters)
+    if forward_args[2:3] != ["edge_weight"]:
+        raise ValueError(f"{name}.edge_weight is set but {type(model).__name__}.forward does not take edge_weight "
+                         f"as its third argument; set {name}.edge_weight = None to ignore the weights, or pass the "
+                         f"arguments as a tuple")
+    return (*args, edge_weight)
+
+
+def _mode_dependent(module: nn.Module) -> bool:
+    """Whether ``module`` computes something else in training mode (dropout, running-statistics norms)."""
+    if isinstance(module, nn.modules.dropout._DropoutNd):
+        return module.p > 0
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return module.track_running_stats
+    rate = getattr(module, "dropout", None)  # PyG convs such as GATConv keep their attention dropout as a float
+    return isinstance(rate, float) and rate > 0
+
+
+def _check_eval_mode(model: nn.Module) -> None:
+    for name, module in model.named_modules():
+        if module.training and _mode_dependent(module):
+            where = f"its submodule {name!r}" if name else "it"
+            raise ValueError(f"model is in training mode and {where} ({type(module).__name__}) behaves differently "
+                             f"there (dropout or batch statistics), so the Jacobian is not that of one function: "
+                             f"call model.eval() before computing the NTK")
+
+
 def _resolve_independent(independent: bool | None, inputs: Any, node_index: Tensor | None) -> bool:
     if independent is None:
         return isinstance(inputs, Tensor) and node_index is None
@@ -200,7 +253,8 @@ def per_sample_jacobian(
 
     Args:
         model (torch.nn.Module): Any module; called as ``model(*inputs)``.
-        inputs (Tensor or tuple): A batch tensor, or the tuple of arguments (e.g. ``(x, edge_index)``).
+        inputs (Tensor, tuple or torch_geometric.data.Data): A batch tensor, the tuple of arguments (e.g.
+            ``(x, edge_index)``), or a ``Data`` (see :func:`empirical_ntk`).
         node_index (Tensor, optional): Output rows to differentiate in the shared-forward mode (all by default).
             (default: :obj:`None`)
         independent (bool, optional): :obj:`True` treats each input row as an independent sample (every tensor in
@@ -217,7 +271,9 @@ def per_sample_jacobian(
     """
     chunk_size = _check_chunk_size(chunk_size)
     params = _trainable_parameters(model, params)
+    inputs = _model_arguments(model, inputs, "inputs")
     mode = _resolve_independent(independent, inputs, node_index)
+    _check_eval_mode(model)
     # Data-dependent input checks inside the model (host syncs) cannot run under vmap.
     with validation_disabled():
         rows = _JacobianRows(model, params, inputs, mode, node_index, "inputs")
@@ -227,8 +283,8 @@ def per_sample_jacobian(
 
 def empirical_ntk(
     model: nn.Module,
-    inputs: Tensor | Sequence[Any],
-    inputs2: Tensor | Sequence[Any] | None = None,
+    inputs: Tensor | Sequence[Any] | Data,
+    inputs2: Tensor | Sequence[Any] | Data | None = None,
     *,
     node_index: Tensor | None = None,
     node_index2: Tensor | None = None,
@@ -242,48 +298,113 @@ def empirical_ntk(
 
     For samples :math:`s` of ``inputs`` and :math:`t` of ``inputs2`` (or of ``inputs`` again), with
     :math:`\mathbf{J}_s = \partial f_s / \partial\theta \in \mathbb{R}^{C \times P}`. On a graph,
-    ``empirical_ntk(gcn, (x, edge_index), node_index=idx)`` gives the node-by-node kernel of the GCN's outputs.
+    ``empirical_ntk(gcn.eval(), data, reduce="trace")`` gives the node-by-node kernel of the GCN's outputs, and
+    ``node_index=train, node_index2=test`` the rectangular block NTK regression needs.
+
+    For a model over a whole graph (a shared forward pass) the default, ``strategy=None``, is the cheapest exact
+    route: the closed form of :mod:`pyg_em.func.gcn_ntk` for a recognised PyG ``GCN`` (its last two layers;
+    earlier layers, if any, generically), else ``"forward"`` or ``"reverse"`` (:mod:`pyg_em.func.graph_ntk`),
+    whichever needs fewer passes: :math:`P` for forward mode, :math:`2\,m\,C` for reverse mode with :math:`m` the
+    smaller node set. The model must be in evaluation mode if it has dropout or running-statistics norms.
 
     Args:
         model (torch.nn.Module): Any module; called as ``model(*inputs)``.
-        inputs (Tensor or tuple): First set of samples (see :func:`per_sample_jacobian`).
-        inputs2 (Tensor or tuple, optional): Second set; :obj:`None` reuses ``inputs`` (then, if also
-            ``node_index2`` is :obj:`None`, the kernel is symmetric and only its upper block triangle is
-            computed). (default: :obj:`None`)
+        inputs (Tensor, tuple or torch_geometric.data.Data): First set of samples (see
+            :func:`per_sample_jacobian`); a ``Data`` is passed as ``(data.x, data.edge_index)``, plus
+            ``data.edge_weight`` when set (the model's third ``forward`` argument must then be ``edge_weight``).
+        inputs2 (Tensor, tuple or Data, optional): Second set; :obj:`None` reuses ``inputs`` (then, if also
+            ``node_index2`` is :obj:`None`, the kernel is symmetric). (default: :obj:`None`)
         node_index (Tensor, optional): Output rows of the first set (shared-forward mode). (default: :obj:`None`)
         node_index2 (Tensor, optional): Output rows of the second set. (default: :obj:`None`)
         independent (bool, optional): Sample mode, see :func:`per_sample_jacobian`. (default: :obj:`None`)
-        strategy (str): ``"jacobian"`` contracts chunks of Jacobian rows, :math:`\mathbf{J}_i\mathbf{J}_j^\top`;
-            ``"ntk_vp"`` turns a chunk of rows of :math:`\mathbf{J}_2` into tangents and pushes them through the
-            model with forward-mode JVPs, :math:`\mathbf{J}_1(\mathbf{J}_2^\top \mathbf{e}_t)`, so that
-            :math:`\mathbf{J}_1` is never built (one JVP of the whole graph yields a full kernel column).
-            To hold only two chunks, ``"jacobian"`` recomputes rows of the first set once per chunk of the second
-            (:math:`k(k+1)/2` chunk evaluations for :math:`k` chunks in the symmetric case): cheap for independent
-            rows, but on a graph every row costs a backward pass over the whole graph, where ``"ntk_vp"``
-            evaluates each row once. :obj:`None` picks ``"jacobian"`` for independent rows and ``"ntk_vp"`` for a
-            shared forward pass. (default: :obj:`None`)
-        chunk_size (int, optional): Samples per chunk; peak memory is about two chunks of Jacobian rows
-            (``chunk_size * C * P`` numbers each) plus the per-chunk activations, on top of the output.
-            (default: :obj:`None`, everything in one chunk)
+        strategy (str, optional): For a shared forward pass: ``"structured"`` (the GCN closed form; an error if the
+            model is not recognised), ``"forward"`` (parameter chunks, JVPs), ``"reverse"`` (output chunks,
+            VJPs then JVPs), or the per-node strategies below. For any model: ``"jacobian"`` contracts chunks of
+            per-sample Jacobian rows, :math:`\mathbf{J}_i\mathbf{J}_j^\top`; ``"ntk_vp"`` pushes each chunk of
+            rows of :math:`\mathbf{J}_2` through the model as JVPs, :math:`\mathbf{J}_1(\mathbf{J}_2^\top
+            \mathbf{e}_t)`. On a graph both rebuild or push node by node and are much slower than the full-graph
+            strategies; they are kept for independent rows. :obj:`None` picks ``"jacobian"`` for independent rows
+            and the cheapest full-graph route otherwise. (default: :obj:`None`)
+        chunk_size (int, optional): Per chunk: tangent directions (``"forward"``), output entries rounded down to
+            whole nodes (``"reverse"``), samples (``"jacobian"``/``"ntk_vp"``). Peak memory is one chunk of
+            ``chunk_size`` :math:`\times N \times C` pushed tangents (full-graph strategies) or about two chunks of
+            Jacobian rows (``chunk_size * C * P`` numbers each), plus the model's activations for the chunk and the
+            kernel itself. (default: :obj:`None`: 64 for the full-graph strategies, everything at once otherwise)
         reduce (str): ``"full"`` keeps the :math:`C \times C` output blocks, ``"trace"`` sums their diagonal.
             (default: :obj:`"full"`)
         params (dict, optional): Subset of parameters to differentiate. (default: :obj:`None`, all trainable)
 
     Returns:
-        Tensor: :math:`(n_1, n_2)` for scalar outputs or ``reduce="trace"``, else :math:`(n_1, n_2, C, C)`.
+        Tensor: :math:`(n_1, n_2)` for scalar outputs or ``reduce="trace"``, else :math:`(n_1, n_2, C, C)`
+        (reshape ``K.permute(0, 2, 1, 3).reshape(n_1 C, n_2 C)`` for the :math:`(n_1C) \times (n_2C)` kernel).
     """
+    inputs = _model_arguments(model, inputs, "inputs")
+    inputs2 = None if inputs2 is None else _model_arguments(model, inputs2, "inputs2")
     mode = _resolve_independent(independent, inputs, node_index)
     if strategy is None:
-        strategy = "jacobian" if mode else "ntk_vp"
+        strategy = "jacobian" if mode else "auto"
     if strategy not in _STRATEGIES:
-        raise ValueError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}")
+        raise ValueError(f"strategy must be one of {_STRATEGIES} or None, got {strategy!r}")
+    if mode and strategy in _FULL_GRAPH:
+        raise ValueError(f"strategy={strategy!r} differentiates one forward pass over a whole graph; with "
+                         f"independent rows use strategy='jacobian' or 'ntk_vp' (or pass independent=False)")
     if reduce not in _REDUCTIONS:
         raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
     chunk_size = _check_chunk_size(chunk_size)
     params = _trainable_parameters(model, params)
+    _check_eval_mode(model)
     with validation_disabled():  # data-dependent checks inside the model cannot run under vmap
+        if strategy in _FULL_GRAPH:
+            return _full_graph_ntk(model, params, inputs, inputs2, node_index, node_index2, strategy, chunk_size,
+                                   reduce)
         return _empirical_ntk(model, params, inputs, inputs2, node_index, node_index2, mode, strategy, chunk_size,
                               reduce)
+
+
+def _full_graph_ntk(model, params, inputs, inputs2, node_index, node_index2, strategy, chunk_size, reduce):
+    f1 = GraphFunction(model, params, _as_tuple(inputs, "inputs"), "inputs")
+    f2 = None if inputs2 is None else GraphFunction(model, params, _as_tuple(inputs2, "inputs2"), "inputs2")
+    if f2 is not None and f2.num_outputs != f1.num_outputs:
+        raise ValueError("inputs and inputs2 give different numbers of outputs per node")
+    rows = _check_node_index(node_index, f1.num_nodes, f1.device, "node_index")
+    cols = rows if node_index2 is None else _check_node_index(node_index2, (f2 or f1).num_nodes, f1.device,
+                                                               "node_index2")
+    structure, remaining = None, dict(params)
+    if strategy in ("auto", "structured"):
+        structure, reason = _gcn_structure(model, inputs, inputs2, f1)
+        if structure is None and strategy == "structured":
+            raise ValueError(f"strategy='structured' needs a plain torch_geometric GCN on one graph, but {reason}; "
+                             f"use strategy=None (automatic) or 'forward'/'reverse'")
+    K = None
+    if structure is not None:
+        closed = set(params) & set(structure.closed_form_names())
+        K = structure.kernel(rows, cols, closed, reduce)
+        remaining = {name: p for name, p in params.items() if name not in closed}
+    if remaining:
+        g1 = f1 if structure is None else GraphFunction(model, remaining, f1.args, "inputs")
+        g2 = f2 if (f2 is None or structure is None) else GraphFunction(model, remaining, f2.args, "inputs2")
+        mode = strategy if strategy in FULL_GRAPH_STRATEGIES else choose_mode(
+            g1.num_params, rows.numel(), cols.numel(), g1.num_outputs)
+        generic = full_graph_ntk(g1, g2, rows, cols, mode=mode, chunk_size=chunk_size, reduce=reduce)
+        K = generic if K is None else K + generic
+    return K[:, :, 0, 0] if (f1.scalar and reduce == "full") else K
+
+
+def _gcn_structure(model, inputs, inputs2, f1: GraphFunction):
+    """The closed-form pieces of a recognised GCN on ``inputs``, or ``(None, reason)``."""
+    reason = why_not_gcn(model)
+    args = _as_tuple(inputs, "inputs")
+    if reason is None and inputs2 is not None:
+        reason = "inputs2 gives a second graph"
+    if reason is None and not (2 <= len(args) <= 3 and all(isinstance(a, Tensor) or a is None for a in args)
+                               and args[1].layout == torch.strided):
+        reason = "the inputs are not (x, edge_index[, edge_weight]) tensors"
+    if reason is not None:
+        return None, reason
+    structure = GCNStructure(model, args[0], args[1], args[2] if len(args) == 3 else None)
+    if not structure.matches(f1.output):
+        return None, "its closed-form forward pass does not reproduce the model's output"
+    return structure, None
 
 
 def _empirical_ntk(model, params, inputs, inputs2, node_index, node_index2, mode, strategy, chunk_size, reduce):
