@@ -11,10 +11,13 @@ data once and then runs the loop inside :func:`validation_disabled`.
 from __future__ import annotations
 
 import contextlib
+import numbers
+import operator
 import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -23,6 +26,7 @@ __all__ = [
     "check_edge_weight",
     "check_features",
     "check_graph",
+    "check_int",
     "check_n_clusters",
     "check_positive",
     "check_positive_int",
@@ -161,10 +165,36 @@ def check_graph(
     return int(num_nodes)
 
 
+def _is_bool(value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return value.dtype == torch.bool
+    return isinstance(value, (bool, np.bool_)) or (isinstance(value, np.ndarray) and value.dtype == np.bool_)
+
+
+def check_int(value: Any, name: str) -> int:
+    """``value`` as a Python :class:`int`: anything with ``__index__`` (Python, NumPy and 0-d torch integers).
+
+    Booleans (``True``, ``np.True_``, boolean tensors) and floats such as ``2.0`` raise :class:`TypeError`, so
+    that a flag or a fractional value is never silently taken for a count.
+    """
+    if _is_bool(value) or (isinstance(value, Tensor) and value.dim() != 0):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}") from None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"{value!r} ({type(value).__name__})"
+
+
 def check_n_clusters(n_clusters: Any, num_nodes: int | None = None, name: str = "n_clusters") -> int:
-    """Check a cluster count: an integer ``>= 2`` and, when known, at most the number of nodes."""
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int):
-        raise TypeError(f"{name} must be an int, got {type(n_clusters).__name__}")
+    """Check a cluster count: an integer ``>= 2`` (any ``__index__`` type but ``bool``) and, when known, at most
+    the number of nodes. Returns it as a Python :class:`int`."""
+    n_clusters = check_int(n_clusters, name)
     if n_clusters < 2:
         raise ValueError(f"{name} must be at least 2, got {n_clusters}")
     if num_nodes is not None and n_clusters > num_nodes:
@@ -173,8 +203,13 @@ def check_n_clusters(n_clusters: Any, num_nodes: int | None = None, name: str = 
 
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    """Check that a scalar hyper-parameter is a finite positive number (or non-negative)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Check that a scalar hyper-parameter is a finite positive number (or non-negative).
+
+    Any real number is accepted (Python, NumPy, 0-d torch tensors), booleans excepted.
+    """
+    if isinstance(value, Tensor) and value.dim() == 0 and value.dtype != torch.bool:
+        value = value.item()
+    if _is_bool(value) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
     if not value == value or value in (float("inf"), float("-inf")):
@@ -186,14 +221,19 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    """Check a count-like hyper-parameter (epochs, iterations, sizes): an ``int`` (not ``bool``) ``>= 1``.
+    """Check a count-like hyper-parameter (epochs, iterations, sizes): an integer ``>= 1``; returns a Python int.
 
-    Raises :class:`ValueError` for any other value, floats such as ``1.0`` included, so that a count is
-    never silently truncated.
+    Anything with ``__index__`` is accepted (NumPy and 0-d torch integers), ``bool`` excepted. Raises
+    :class:`ValueError` for any other value, floats such as ``1.0`` included, so that a count is never silently
+    truncated.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    try:
+        number = check_int(value, name)
+    except TypeError:
+        number = None
+    if number is None or number < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+    return number
 
 
 def resolve_num_nodes(edge_index: Tensor, num_nodes: Any = None) -> int:

@@ -71,3 +71,97 @@ def test_load_dataset_names():
     assert load_dataset("sbm", num_nodes=300).num_nodes == 300
     with pytest.raises(ValueError, match="dataset must be one of"):
         load_dataset("nope")
+
+
+# -- Planetoid: the cache follows the source, and broken raw files are named ----------------------------------
+@pytest.fixture
+def cora_copy(planetoid_root, tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(planetoid_root / "Cora", source / "Cora")
+    return source
+
+
+def _raw(source, suffix):
+    return source / "Cora" / "raw" / f"ind.cora.{suffix}"
+
+
+def test_planetoid_cache_is_keyed_by_source_and_content(cora_copy, tmp_path):
+    cache = tmp_path / "cache"
+    full = load_planetoid("cora", root=cora_copy, cache_dir=cache)
+    # Another root with fewer test nodes must not be served the cached full graph.
+    other = tmp_path / "other"
+    shutil.copytree(cora_copy / "Cora", other / "Cora")
+    ids = _raw(other, "test.index").read_text().split()
+    assert len(ids) == 1000
+    # Swapping two test ids permutes rows of x and y: same sizes, different graph.
+    ids[0], ids[1] = ids[1], ids[0]
+    _raw(other, "test.index").write_text("\n".join(ids) + "\n")
+    swapped = load_planetoid("cora", root=other, cache_dir=cache)
+    assert not torch.equal(swapped.x, full.x)
+    # The same root edited in place is re-processed too.
+    _raw(cora_copy, "test.index").write_text("\n".join(ids) + "\n")
+    edited = load_planetoid("cora", root=cora_copy, cache_dir=cache)
+    assert torch.equal(edited.x, swapped.x) and torch.equal(edited.y, swapped.y)
+    # ...and an unchanged root is not (the processed file is reused).
+    processed = next((cache / "planetoid").glob("Cora-*/Cora/processed/data.pt"))
+    mtime = processed.stat().st_mtime_ns
+    load_planetoid("cora", root=cora_copy, cache_dir=cache)
+    assert any(p.stat().st_mtime_ns == mtime for p in (cache / "planetoid").glob("Cora-*/Cora/processed/data.pt"))
+
+
+@pytest.mark.parametrize(
+    "suffix, content, message",
+    [
+        ("test.index", b"", "ind.cora.test.index' is empty"),
+        ("test.index", b"12\nabc\n", "ind.cora.test.index' must hold one integer node id per line"),
+        ("test.index", b"\n".join(str(i).encode() for i in range(1708, 2707)) + b"\n99999\n",
+         "ind.cora.test.index' holds node ids in \\[1708, 99999\\]"),
+        ("test.index", b"\n".join(str(i).encode() for i in range(1708, 1718)), "lists 10 test ids but ind.cora.tx"),
+        ("test.index", b"\n".join(str(i).encode() for i in [1708] * 1000), "more than once"),
+        ("allx", "truncate", "ind.cora.allx' is truncated or not a Planetoid pickle"),
+        ("graph", b"garbage bytes", "ind.cora.graph' is truncated or not a Planetoid pickle"),
+        ("y", b"", "ind.cora.y' is empty"),
+        ("ty", "swap:ally", "ind.cora.ty' has 1708 rows but ind.cora.tx has 1000"),
+        ("graph", "pickle:{0: [1, 5000]}", "ind.cora.graph' holds node ids in \\[0, 5000\\]"),
+        ("x", "pickle:os.system", "refusing to load"),
+    ],
+)
+def test_planetoid_bad_raw_files_are_named(cora_copy, tmp_path, suffix, content, message):
+    import os
+    import pickle
+
+    path = _raw(cora_copy, suffix)
+    if content == "truncate":
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    elif isinstance(content, str) and content.startswith("swap:"):
+        content = _raw(cora_copy, content[5:]).read_bytes()
+    elif content == "pickle:os.system":
+        class Evil:
+            def __reduce__(self):
+                return os.system, (f"touch {tmp_path / 'pwned'}",)
+        content = pickle.dumps(Evil())
+    elif isinstance(content, str):
+        content = pickle.dumps(eval(content[7:]))
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_planetoid("cora", root=cora_copy, cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_planetoid_unreadable_file_and_unwritable_cache(cora_copy, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(PermissionError, match="cannot write the Planetoid cache .* PYG_EM_CACHE"):
+        load_planetoid("cora", root=cora_copy, cache_dir=blocker)
+    from pathlib import Path
+
+    real = Path.read_bytes
+
+    def deny(self):
+        if self.name == "ind.cora.tx":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", deny)
+    with pytest.raises(PermissionError, match="cannot read raw file .*ind.cora.tx"):
+        load_planetoid("cora", root=cora_copy, cache_dir=tmp_path / "cache")

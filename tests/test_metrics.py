@@ -103,3 +103,62 @@ def test_link_metrics():
     assert m["auc"] == 0.0
     with pytest.raises(ValueError, match="neg_scores is empty"):
         link_prediction_metrics(torch.tensor([0.1]), torch.tensor([]))
+
+
+def test_unlabelled_nodes_are_never_a_class():
+    # Two true classes plus two unlabelled nodes; the prediction splits class 1 into clusters 1 and 2.
+    y = np.array([0, 0, 1, 1, 1, 1, -1, -1])
+    pred = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    with pytest.raises(ValueError, match="negative label -1.*ignore_label=-1"):
+        clustering_accuracy(y, pred)
+    # Scored on the 6 labelled nodes: cluster 2 is unmatched, so 4 of 6 are right (never 1.0).
+    assert clustering_accuracy(y, pred, ignore_label=-1) == pytest.approx(4 / 6)
+    assert nmi(y, pred, ignore_label=-1) == pytest.approx(nmi(y[:6], pred[:6]))
+    assert ari(y, pred, ignore_label=-1) == pytest.approx(ari(y[:6], pred[:6]))
+    assert f1_macro(y, pred, ignore_label=-1) == pytest.approx(f1_macro(y[:6], pred[:6]))
+    assert clustering_metrics(y, pred, ignore_label=-1)["acc"] == pytest.approx(4 / 6)
+    from pyg_em.metrics import match_clusters
+
+    assert match_clusters(y, pred, ignore_label=-1).tolist() == [0, 0, 1, 1, -1, -1, -1, -1]
+    with pytest.raises(ValueError, match="nothing to score"):
+        clustering_accuracy([-1, -1], [0, 1], ignore_label=-1)
+
+
+def test_string_labels_are_accepted():
+    y = ["cat", "cat", "dog", "dog", "eel"]
+    pred = [3, 3, 1, 1, 1]
+    assert clustering_accuracy(y, pred) == pytest.approx(4 / 5)
+    assert nmi(y, pred) == pytest.approx(nmi([0, 0, 1, 1, 2], pred))
+
+
+def test_link_scores_keep_float64():
+    sk = pytest.importorskip("sklearn.metrics")
+    # Saturated sigmoid outputs differ only below float32 resolution.
+    pos = torch.tensor([1 - 1e-12, 1 - 2e-12, 1 - 3e-12], dtype=torch.float64)
+    neg = torch.tensor([1 - 4e-12, 1 - 5e-12], dtype=torch.float64)
+    from pyg_em.metrics import link_ap, link_auc
+
+    labels = np.r_[np.ones(3), np.zeros(2)]
+    scores = np.r_[pos.numpy(), neg.numpy()]
+    assert link_auc(pos, neg) == sk.roc_auc_score(labels, scores) == 1.0
+    assert link_ap(pos, neg) == sk.average_precision_score(labels, scores) == 1.0
+    assert link_auc(pos.to(torch.bfloat16), neg.to(torch.bfloat16)) == 0.5  # ties in bf16, no crash
+    with pytest.raises(TypeError, match="pos_scores must be an array of real scores"):
+        link_auc(["a"], [0.1])
+
+
+def test_graph_metrics_relabel_with_unique():
+    e = two_triangles()
+    reference = modularity(e, torch.tensor([0, 0, 0, 1, 1, 1]))
+    # A label of 1e9 must not size a buffer by it; strings and negative ids are cluster ids like any other.
+    for labels in (torch.tensor([7, 7, 7, 10**9, 10**9, 10**9]), ["a", "a", "a", "b", "b", "b"],
+                   np.array([-5, -5, -5, 2, 2, 2]), torch.tensor([0, 0, 0, 1, 1, 1], dtype=torch.int32)):
+        assert modularity(e, labels) == pytest.approx(reference)
+        assert conductance(e, labels) == pytest.approx(0.0)
+    # Unused ids do not count as empty clusters in the conductance mean.
+    mixed = torch.tensor([0, 1, 0, 1, 0, 1])
+    assert conductance(e, mixed * 1000) == pytest.approx(conductance(e, mixed))
+    with pytest.raises(TypeError, match="labels must be a 1-D integer tensor"):
+        modularity(e, torch.zeros(6))
+    with pytest.raises(ValueError, match="labels is empty"):
+        modularity(torch.empty(2, 0, dtype=torch.long), [])

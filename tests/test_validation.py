@@ -87,3 +87,45 @@ def test_validation_disabled_skips_data_checks_only():
             check_features(torch.zeros(1, 1, dtype=torch.long))  # structural check still runs
     with pytest.raises(ValueError):
         check_features(bad)
+
+
+def test_integers_as_users_hold_them():
+    import numpy as np
+
+    from pyg_em.validation import check_int, check_positive_int
+
+    for value in (7, np.int64(7), np.int32(7), np.uint8(7), torch.tensor(7), torch.tensor(7, dtype=torch.int32),
+                  np.array(7)):
+        assert check_int(value, "n") == 7 and type(check_int(value, "n")) is int
+        assert check_positive_int(value, "epochs") == 7 and type(check_positive_int(value, "epochs")) is int
+        assert check_n_clusters(value) == 7 and type(check_n_clusters(value)) is int
+    for bad in (True, np.True_, torch.tensor(True), 7.0, np.float64(7.0), torch.tensor(7.0), torch.tensor([7]),
+                "7", None):
+        with pytest.raises(TypeError, match="n must be an integer"):
+            check_int(bad, "n")
+        with pytest.raises(TypeError, match="n_clusters must be an integer"):
+            check_n_clusters(bad)
+        with pytest.raises(ValueError, match="epochs must be a positive int"):
+            check_positive_int(bad, "epochs")
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        check_positive_int(np.int64(0), "epochs")
+
+
+def test_positive_accepts_numpy_and_tensor_reals():
+    import numpy as np
+
+    assert check_positive(np.float32(0.5), "lr") == 0.5
+    assert check_positive(torch.tensor(0.25), "lr") == 0.25
+    assert check_positive(np.int64(3), "lr") == 3.0
+    with pytest.raises(TypeError, match="lr must be a number"):
+        check_positive(np.True_, "lr")
+
+
+def test_daegc_accepts_numpy_and_torch_cluster_counts():
+    import numpy as np
+
+    from pyg_em.models import DAEGC
+
+    y = torch.tensor([0, 3, 1, 6])
+    for k in (np.int64(7), y.max() + 1, np.asarray(y.numpy()).max() + 1):
+        assert DAEGC(5, k, hidden_channels=4, embedding_channels=2).n_clusters == 7

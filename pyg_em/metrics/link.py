@@ -14,8 +14,12 @@ def _scores(pos: Any, neg: Any) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for name, values in (("pos_scores", pos), ("neg_scores", neg)):
         if hasattr(values, "detach"):
-            values = values.detach().float().cpu().numpy()
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
+            # float64 holds every torch float exactly; a float32 cast would tie saturated scores (AUC 0.5).
+            values = values.detach().cpu().double().numpy()
+        try:
+            values = np.asarray(values, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must be an array of real scores ({error})") from None
         if values.size == 0:
             raise ValueError(f"{name} is empty: AUC/AP need at least one positive and one negative edge")
         if not np.all(np.isfinite(values)):
