@@ -7,6 +7,7 @@ minus the resident set before it, via ``/proc/self/clear_refs``). All arithmetic
 
     PYTHONPATH=$PWD python -m benchmarks.bench_ntk            # full run (about 15 minutes on 2 busy cores)
     PYTHONPATH=$PWD python -m benchmarks.bench_ntk --quick    # small sizes only, seconds
+    PYTHONPATH=$PWD python -m benchmarks.bench_ntk --graph-only --threads 1   # GCN node x node NTK, SBM and Cora
 """
 
 from __future__ import annotations
@@ -175,7 +176,78 @@ def case_generic_gcn(n, chunk_size, strategy):
     return {"seconds": t, "mib": mem, "P": params, "K_mib": n * n * 8 / 2**20, "J_mib": n * 4 * params * 8 / 2**20}
 
 
-CASES = {"closed": case_closed, "jjt": case_jjt, "jjt_chunked": case_jjt_chunked, "seed_loop": case_seed_loop,
+def _graph_case(name: str):
+    """A float64 GCN in eval mode and its graph: the 400-node SBM of the generic table, or Cora 1433-16-7."""
+    from torch_geometric.nn import GCN
+
+    if name == "cora":
+        from pyg_em.datasets import load_planetoid
+
+        root = os.environ.get("PYG_EM_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                                          "planetoid"))
+        data = load_planetoid("cora", root=root)
+        channels = (data.num_features, 16, 7)
+    else:
+        from pyg_em.datasets import attributed_sbm
+
+        data = attributed_sbm(num_nodes=int(name.removeprefix("sbm")), num_blocks=4, avg_degree=8, p_in_ratio=5.0,
+                              num_features=16, feature_noise=1.0, seed=0)
+        channels = (16, 32, 4)
+    torch.manual_seed(0)
+    model = GCN(channels[0], channels[1], num_layers=2, out_channels=channels[2]).double().eval()
+    return model, data.x.double(), data.edge_index
+
+
+def _forward_backward_seconds(model, x, edge_index, reps=5) -> float:
+    """Median time of one full forward + backward pass of the model (the unit the NTK's cost is read in)."""
+    times = []
+    for _ in range(reps):
+        model.zero_grad()
+        start = time.perf_counter()
+        model(x, edge_index).sum().backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad()
+    return statistics.median(times)
+
+
+def _jacrev_trace_kernel(model, x, edge_index, nodes):
+    """Independent oracle: ``torch.func.jacrev`` of the full-graph output restricted to ``nodes``, contracted."""
+    from torch.func import functional_call, jacrev
+
+    params = {name: p.detach() for name, p in model.named_parameters()}
+    jac = jacrev(lambda p: functional_call(model, p, (x, edge_index))[nodes])(params)
+    J = torch.cat([jac[name].reshape(nodes.numel(), -1, jac[name][0, 0].numel()) for name in params], dim=2)
+    return torch.einsum("iap,jap->ij", J, J)
+
+
+def case_graph_ntk(name, strategy, chunk_size, check_nodes):
+    """Node x node trace NTK of a GCN with one strategy (``default`` = the library default), timed against one
+    forward+backward in the same process, with its error against jacrev on ``check_nodes`` random nodes."""
+    from pyg_em.func import empirical_ntk
+
+    model, x, edge_index = _graph_case(name)
+    forward_backward = _forward_backward_seconds(model, x, edge_index)
+    print(json.dumps({"forward_backward_s": forward_backward}), flush=True)
+    def call():
+        return empirical_ntk(model, (x, edge_index), reduce="trace", strategy=None if strategy == "default"
+                             else strategy, chunk_size=chunk_size or None)
+
+    K, cold, mib = _measure(call)  # first call in the process: includes one-time torch.func/PyG set-up
+    print(json.dumps({"seconds": cold, "cold_s": cold, "mib": mib}), flush=True)
+    seconds = cold
+    if cold < 30:  # repeat a short call: the table's time is the warm one
+        del K
+        K, seconds, mib = _measure(call)
+    nodes = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(1))[:check_nodes]
+    reference = _jacrev_trace_kernel(model, x, edge_index, nodes)
+    error = ((K[nodes][:, nodes] - reference).abs().max() / reference.abs().max()).item()
+    return {"seconds": seconds, "cold_s": cold, "mib": mib, "forward_backward_s": forward_backward,
+            "rel_error": error,
+            "P": sum(p.numel() for p in model.parameters()), "N": x.size(0),
+            "data_mib": (x.numel() * 8 + edge_index.numel() * 8) / 2**20, "K_mib": K.numel() * 8 / 2**20}
+
+
+CASES = {"graph_ntk": case_graph_ntk, "closed": case_closed,  # noqa: E501 "jjt": case_jjt, "jjt_chunked": case_jjt_chunked, "seed_loop": case_seed_loop,
          "generic_mlp": case_generic_mlp, "generic_gcn": case_generic_gcn}
 
 
@@ -235,6 +307,54 @@ def _floor_only(args, argv) -> None:
     print(markdown)
 
 
+GRAPH_ROWS = [  # (graph, strategy, chunk, nodes checked against jacrev); the old ntk_vp row first, as in "ntk"
+    ("sbm400", "ntk_vp", 32, 64), ("sbm400", "forward", 0, 64), ("sbm400", "reverse", 0, 64),
+    ("sbm400", "default", 0, 64), ("cora", "default", 0, 32),
+]
+
+
+def _graph_only(args, argv) -> None:
+    from benchmarks._report import machine, markdown_table, write_section
+
+    rows, results = [], {}
+    cases = GRAPH_ROWS + ([("cora", "forward", 0, 32)] if args.cora_generic else [])
+    for graph, strategy, chunk, check in cases:
+        r = _run("graph_ntk", graph, strategy, chunk, check, timeout=args.graph_timeout)
+        print("graph_ntk", graph, strategy, r, flush=True)
+        results[graph, strategy] = r
+        label = {"sbm400": "GCN 16-32-4, 400-node SBM", "cora": "GCN 1433-16-7, Cora (2708 nodes)"}[graph]
+        name = {"default": "default (GCN closed form)", "ntk_vp": "ntk_vp, per-node chunks of 32 (old default)",
+                "forward": "forward mode, 64 directions/chunk", "reverse": "reverse mode, 64 outputs/chunk"}[strategy]
+        seconds = r.get("seconds")
+        fb = r.get("forward_backward_s")
+        old = results.get((graph, "ntk_vp"), {}).get("seconds")
+        cold = f" (first call {r['cold_s']:.2f})" if r.get("cold_s") not in (None, seconds) else ""
+        rows.append([label, r.get("P", ""), name, _fmt_time(r) + cold,
+                     f"{seconds / fb:.0f}" if seconds and fb else "",
+                     f"{old / seconds:.1f}×" if old and seconds else "",
+                     f"{r['mib']:.0f}" if "mib" in r else "", f"{r['rel_error']:.1e}" if "rel_error" in r else "",
+                     f"{fb * 1e3:.1f}" if fb else ""])
+    table = markdown_table(["model", "P", "strategy", "time (s)", "÷ one fwd+bwd", "speed-up vs ntk_vp",
+                            "peak extra MiB", "max rel. error vs jacrev", "one fwd+bwd (ms)"], rows)
+    markdown = "\n\n".join([
+        "## Node × node NTK of a GCN on the full graph (float64, `reduce=\"trace\"`)",
+        f"Command: `PYTHONPATH=$PWD python -m benchmarks.bench_ntk {' '.join(argv or sys.argv[1:])}`  \n"
+        f"Machine: {machine()}; OMP/MKL threads: {os.environ.get('OMP_NUM_THREADS', 'default')}",
+        table,
+        "- Every row runs in its own subprocess, one after the other in this run, on a machine shared with other "
+        "jobs; '÷ one fwd+bwd' divides by the median of 5 forward+backward passes of the same model measured in "
+        "the same subprocess just before, so it can be read across machines.",
+        "- Time: a second call in the same process when the first took under 30 s (the first call, in brackets, "
+        "includes one-time torch.func / PyG set-up), else the first call.",
+        "- Peak extra memory is the rise of the resident set during the call (after the model and data are "
+        "loaded), the N×N kernel included.",
+        "- Error: max |K − K_ref| / max |K_ref| on random nodes (64 on the SBM, 32 on Cora), K_ref from "
+        "`torch.func.jacrev` of the full-graph output restricted to those nodes.",
+    ])
+    write_section("ntk_graph", markdown)
+    print(markdown)
+
+
 def main(argv: list[str] | None = None) -> None:
     from benchmarks._report import machine, markdown_table, write_section
 
@@ -246,12 +366,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="BLAS/OpenMP threads in every case (default: torch's default)")
     parser.add_argument("--floor-only", action="store_true",
                         help="only the closed form vs the GEMM floor, written to the section 'ntk_floor'")
+    parser.add_argument("--graph-only", action="store_true",
+                        help="only the full-graph GCN NTK table, written to the section 'ntk_graph'")
+    parser.add_argument("--graph-timeout", type=float, default=600.0, help="time cap per full-graph row")
+    parser.add_argument("--cora-generic", action="store_true",
+                        help="also run the generic forward mode on Cora (minutes)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)  # inherited by every case's subprocess
     if args.floor_only:
         return _floor_only(args, argv)
+    if args.graph_only:
+        return _graph_only(args, argv)
     sizes = [(256, 32, 256)] if args.quick else [SMALL, LARGE]
     rows, notes = [], []
     for n, d, m in sizes:
@@ -335,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--case":
-        name, values = sys.argv[2], [v if v.isalpha() or "_" in v else int(v) for v in sys.argv[3:]]
+        name, values = sys.argv[2], [int(v) if v.isdigit() else v for v in sys.argv[3:]]
         print(json.dumps(CASES[name](*values)))
     else:
         main()
