@@ -37,7 +37,7 @@ def test_implicit_gradient_is_the_limit_of_unrolled_gradients():
     weight0 = torch.full((edge_index.size(1) // 2,), 0.8, dtype=DTYPE)
     implicit = GEMImplicitEM(**HPARAMS, tol=1e-12)
     weight, grad_x, grad_w = _grads(implicit, x, edge_index, weight0)
-    assert implicit.adjoint_solver == "cg"
+    assert implicit.adjoint_solver(x.size(0)) == "cg"
     errors = []
     for num_layers in (15, 30, 60):
         w_k, gx_k, gw_k = _grads(GEMUnrolledEM(num_layers=num_layers, **HPARAMS), x, edge_index, weight0)
@@ -72,12 +72,12 @@ def test_cg_and_neumann_adjoints_agree():
     torch.testing.assert_close(gw_cg, gw_ne, rtol=1e-7, atol=1e-9)
 
 
-def test_seed_estep_uses_neumann_and_matches_unrolled():
+def test_prior_covariance_estep_uses_gmres_and_matches_unrolled():
     x, edge_index, _ = model_data(seed=3)
     weight0 = torch.full((edge_index.size(1) // 2,), 0.8, dtype=DTYPE)
-    params = dict(eta=0.1, eps=0.5, estep="seed", prior=1.0)
+    params = dict(eta=0.1, eps=0.5, estep="prior_covariance", prior=1.0)
     layer = GEMImplicitEM(**params, tol=1e-12)
-    assert layer.adjoint_solver == "neumann"
+    assert layer.adjoint_solver(x.size(0)) == "gmres"
     _, gx, gw = _grads(layer, x, edge_index, weight0)
     _, gx_k, gw_k = _grads(GEMUnrolledEM(num_layers=150, **params), x, edge_index, weight0)
     torch.testing.assert_close(gx, gx_k, rtol=1e-5, atol=1e-8)

@@ -17,7 +17,7 @@ def _loss(weight, z_hat, target):
     return ((z_hat - target) ** 2).sum() + (weight.sin() * torch.linspace(0, 1, weight.numel(), dtype=DTYPE)).sum()
 
 
-@pytest.mark.parametrize("estep", ["posterior", "seed"])
+@pytest.mark.parametrize("estep", ["posterior", "prior_covariance"])
 @pytest.mark.parametrize("use_detach", [False, True])
 @pytest.mark.parametrize("disconnected", [False, True])
 def test_matches_dense_reference_outputs_and_gradients(estep, use_detach, disconnected):
@@ -57,7 +57,7 @@ def test_gradcheck_through_two_layers():
     assert torch.autograd.gradcheck(fn, inputs)
 
 
-@pytest.mark.parametrize("estep", ["posterior", "seed"])
+@pytest.mark.parametrize("estep", ["posterior", "prior_covariance"])
 def test_m_steps_increase_q_and_likelihood(estep):
     x, pairs, theta = random_problem(num_nodes=10, num_features=6, seed=4)
     noise = 0.8 if estep == "posterior" else None
@@ -130,8 +130,10 @@ def test_bad_inputs():
     layer = GEMUnrolledEM(num_layers=1)
     edge_index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
     x = torch.randn(3, 2)
-    with pytest.raises(ValueError, match="x contains NaN"):
-        layer(torch.tensor([[0.0], [float("nan")], [1.0]]), edge_index)
+    with pytest.raises(ValueError, match="x contains NaN or Inf"):
+        layer(torch.tensor([[0.0], [float("inf")], [1.0]]), edge_index)
+    _, z_hat = layer(torch.tensor([[0.0], [float("nan")], [1.0]]), edge_index)  # NaN = missing: imputed
+    assert bool(torch.isfinite(z_hat).all())
     with pytest.raises(ValueError, match="self loops"):
         layer(x, torch.tensor([[0, 1, 1], [0, 2, 1]]))
     with pytest.raises(ValueError, match="strictly positive"):

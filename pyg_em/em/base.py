@@ -1,6 +1,10 @@
-"""Shared configuration, validation and θ initialisation of the GEM layers."""
+"""GEM hyper-parameters (one source: :class:`GEMConfig`), input validation and θ initialisation of the layers."""
 
 from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -10,65 +14,184 @@ from pyg_em.em.candidates import undirected_pairs
 from pyg_em.em.objective import inverse_softplus, m_step, rademacher_probes
 from pyg_em.validation import check_graph, check_positive, check_positive_int
 
-__all__ = ["GEMBase"]
+__all__ = ["GEMBase", "GEMConfig", "LOGDET_EXACT_MAX_NODES", "observation_mask"]
 
-ESTEPS = ("posterior", "seed")
-LOGDETS = ("exact", "hutchinson")
+ESTEPS = ("posterior", "prior_covariance")
+#: Deprecated spellings of ``estep`` and the names they stand for.
+ESTEP_ALIASES = {"seed": "prior_covariance"}
+LOGDETS = ("auto", "exact", "hutchinson")
+
+#: ``logdet='auto'`` computes the log-det gradient exactly up to this many nodes and by Hutchinson probes above.
+#: Exact resistances solve against all ``N`` unit vectors; up to 2048 nodes ``sparse_solve`` factorises the
+#: precision once (sparse LU) and those solves cost well under a second, while above it every unit-vector block
+#: is a CG solve and the cost grows as ``N^2`` (a 100k-node graph did not finish in 16 minutes).
+LOGDET_EXACT_MAX_NODES = 2048
+
+
+@dataclass(frozen=True)
+class GEMConfig:
+    r"""The hyper-parameters shared by :class:`~pyg_em.em.GEMUnrolledEM` and :class:`~pyg_em.em.GEMImplicitEM`.
+
+    This dataclass is their single source: both layers take these fields as keyword arguments (or a whole
+    ``config=``) and read their defaults from here, so a runner can read them too
+    (``dataclasses.fields(GEMConfig)``).
+
+    Args:
+        eta (float): M-step step size :math:`\eta > 0`. (default: ``0.1``)
+        eps (float): Precision shift :math:`\varepsilon > 0` of :math:`L_w + \varepsilon I`. (default: ``1e-3``)
+        noise (float): Observation noise standard deviation :math:`\sigma` of the posterior E-step.
+            (default: ``1.0``)
+        estep (str): ``'posterior'`` (exact posterior mean :math:`(A_w+\sigma^{-2}I)^{-1}\sigma^{-2}x` and the
+            posterior-covariance term of :math:`Q`) or ``'prior_covariance'`` (:math:`\hat z = A_w^{-1}x`, the
+            prior covariance applied to the signals, no covariance term; the seed's simplified E-step, formerly
+            spelled ``'seed'``, which still works with a :class:`DeprecationWarning`). (default: ``'posterior'``)
+        logdet (str): How the log-det gradient (effective resistances of :math:`A_w`) is computed:
+            ``'exact'`` (solves against all ``N`` unit vectors, in blocks), ``'hutchinson'`` (``num_probes``
+            Rademacher probes solved as one multi-column right-hand side) or ``'auto'``: exact up to
+            :data:`~pyg_em.em.LOGDET_EXACT_MAX_NODES` = 2048 nodes, Hutchinson with ``num_probes`` probes above.
+            (default: ``'auto'``)
+        num_probes (int): Rademacher probes per M-step in Hutchinson mode. (default: ``8``)
+        probe_tol (float): Relative CG tolerance of the probe solves in Hutchinson mode. The Monte-Carlo error of
+            ``k`` probes is of order :math:`1/\sqrt k` of the resistances, so solving them to ``1e-10`` buys
+            nothing; ``1e-4`` keeps the solve error far below it. A ``tol`` in ``solver_options`` takes
+            precedence. (default: ``1e-4``)
+        prior (float): Weight :math:`\lambda \ge 0` of a Gaussian prior
+            :math:`-\frac{\lambda}{2}\lVert\theta-\theta_0\rVert^2` added to :math:`Q`. (default: ``0``)
+        init_weight (float): Initial weight of every edge when ``edge_weight`` is omitted. (default: ``1.0``)
+        block_size (int): Unit vectors per solve in exact mode. (default: ``4096``)
+        solver_options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve` for every
+            solve (``method``, ``tol``, ``maxiter``, ...). (default: :obj:`None`, its defaults)
+    """
+
+    eta: float = 0.1
+    eps: float = 1e-3
+    noise: float = 1.0
+    estep: str = "posterior"
+    logdet: str = "auto"
+    num_probes: int = 8
+    probe_tol: float = 1e-4
+    prior: float = 0.0
+    init_weight: float = 1.0
+    block_size: int = 4096
+    solver_options: dict | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        check_positive(self.eta, "eta")
+        if isinstance(self.eps, (int, float)) and not isinstance(self.eps, bool) and self.eps <= 0:
+            raise ValueError(f"eps must be > 0, got {self.eps}: the precision L_w + eps*I is singular for eps <= 0 "
+                             "(L_w always has the constant vector in its null space, one per connected component)")
+        check_positive(self.eps, "eps")
+        check_positive(self.noise, "noise")
+        estep = self.estep
+        if estep in ESTEP_ALIASES:
+            warnings.warn(f"estep={estep!r} is deprecated; use estep={ESTEP_ALIASES[estep]!r} (same E-step)",
+                          DeprecationWarning, stacklevel=5)
+            object.__setattr__(self, "estep", ESTEP_ALIASES[estep])
+        elif estep not in ESTEPS:
+            raise ValueError(f"estep must be one of {ESTEPS}, got {estep!r}")
+        if self.logdet not in LOGDETS:
+            raise ValueError(f"logdet must be one of {LOGDETS}, got {self.logdet!r}")
+        check_positive_int(self.num_probes, "num_probes")
+        check_positive(self.probe_tol, "probe_tol")
+        check_positive(self.prior, "prior", allow_zero=True)
+        check_positive(self.init_weight, "init_weight")
+        check_positive_int(self.block_size, "block_size")
+        if self.solver_options is not None and not isinstance(self.solver_options, dict):
+            raise TypeError(f"solver_options must be a dict of sparse_solve keyword arguments or None, "
+                            f"got {type(self.solver_options).__name__}")
+        object.__setattr__(self, "solver_options", dict(self.solver_options or {}))
+
+    @classmethod
+    def build(cls, config: GEMConfig | None = None, **overrides) -> GEMConfig:
+        """``config`` (or the defaults) with ``overrides`` applied; unknown names raise a :class:`TypeError`."""
+        if config is not None and not isinstance(config, GEMConfig):
+            raise TypeError(f"config must be a GEMConfig or None, got {type(config).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"unknown GEM hyper-parameter(s) {unknown}; the GEM layers accept {names}")
+        return dataclasses.replace(config, **overrides) if config is not None else cls(**overrides)
+
+    def uses_probes(self, num_nodes: int) -> bool:
+        """Whether the log-det gradient on ``num_nodes`` nodes is estimated by probes (``logdet`` resolved)."""
+        if self.logdet == "auto":
+            return num_nodes > LOGDET_EXACT_MAX_NODES
+        return self.logdet == "hutchinson"
+
+    @property
+    def probe_solver_options(self) -> dict:
+        """``solver_options`` for the probe solves: ``probe_tol`` unless the options set a ``tol``."""
+        return {"tol": self.probe_tol, **self.solver_options}
+
+    @property
+    def estep_noise(self) -> float | None:
+        """σ for the posterior E-step, :obj:`None` for the ``'prior_covariance'`` E-step."""
+        return self.noise if self.estep == "posterior" else None
+
+
+def observation_mask(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """Read missing entries: ``(x with missing entries set to 0, boolean mask of observed entries or None)``.
+
+    Entries are missing where ``mask`` is :obj:`False` or ``x`` is NaN. Returns ``mask=None`` when every entry
+    is observed, so complete data takes the unmasked path (one solve for all columns).
+    """
+    missing = torch.isnan(x) if x.is_floating_point() else None
+    if mask is not None:
+        if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+            raise TypeError(f"mask must be a boolean tensor (True = observed), got "
+                            f"{type(mask).__name__ if not isinstance(mask, Tensor) else mask.dtype}")
+        if mask.shape != x.shape:
+            raise ValueError(f"mask must have the shape of x {tuple(x.shape)}, got {tuple(mask.shape)}")
+        mask = mask.to(x.device)
+        observed = mask if missing is None else mask & ~missing
+    elif missing is not None and bool(missing.any()):
+        observed = ~missing
+    else:
+        return x, None
+    if not bool(observed.any(dim=0).all()):
+        raise ValueError("every signal (column of x) needs at least one observed entry; drop the empty columns")
+    return torch.where(observed, x, torch.zeros((), dtype=x.dtype, device=x.device)), observed
 
 
 class GEMBase(nn.Module):
     """Hyper-parameters and input handling common to :class:`GEMUnrolledEM` and :class:`GEMImplicitEM`.
 
-    The layers hold no per-edge parameters: the candidate graph is only known at call time, so the initial
-    parameters :math:`\\theta_0 = \\mathrm{softplus}^{-1}(w_0)` come from the ``edge_weight`` passed to
-    ``forward`` (a constant ``init_weight`` when it is omitted), and gradients flow back into ``edge_weight``.
+    The hyper-parameters live in :attr:`config` (a :class:`GEMConfig`) and are also readable as attributes
+    (``layer.eta``). The layers hold no per-edge parameters: the candidate graph is only known at call time, so
+    the initial parameters :math:`\\theta_0 = \\mathrm{softplus}^{-1}(w_0)` come from the ``edge_weight`` passed
+    to ``forward`` (a constant ``init_weight`` when it is omitted), and gradients flow back into ``edge_weight``.
     To learn one weight per candidate edge end to end, hold them in :class:`~pyg_em.em.GEMGraphLearner`.
+
+    Args:
+        config (GEMConfig, optional): Hyper-parameters. (default: :obj:`None`, ``GEMConfig()``)
+        **options: Fields of :class:`GEMConfig` overriding ``config``.
     """
 
-    def __init__(
-        self,
-        eta: float,
-        eps: float,
-        noise: float,
-        estep: str,
-        logdet: str,
-        num_probes: int,
-        prior: float,
-        init_weight: float,
-        block_size: int,
-        solver_options: dict | None,
-    ) -> None:
+    def __init__(self, config: GEMConfig | None = None, **options) -> None:
         super().__init__()
-        self.eta = check_positive(eta, "eta")
-        if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps <= 0:
-            raise ValueError(f"eps must be > 0, got {eps}: the precision L_w + eps*I is singular for eps <= 0 (L_w "
-                             "always has the constant vector in its null space, one per connected component)")
-        self.eps = check_positive(eps, "eps")
-        self.noise = check_positive(noise, "noise")
-        if estep not in ESTEPS:
-            raise ValueError(f"estep must be one of {ESTEPS}, got {estep!r}")
-        if logdet not in LOGDETS:
-            raise ValueError(f"logdet must be one of {LOGDETS}, got {logdet!r}")
-        self.estep, self.logdet = estep, logdet
-        self.num_probes = check_positive_int(num_probes, "num_probes")
-        self.prior = check_positive(prior, "prior", allow_zero=True)
-        self.init_weight = check_positive(init_weight, "init_weight")
-        self.block_size = check_positive_int(block_size, "block_size")
-        if solver_options is not None and not isinstance(solver_options, dict):
-            raise TypeError(f"solver_options must be a dict of sparse_solve keyword arguments or None, "
-                            f"got {type(solver_options).__name__}")
-        self.solver_options = dict(solver_options or {})
+        self.config = GEMConfig.build(config, **options)
 
-    def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor, probes: Tensor | None,
-               theta_prior: Tensor) -> Tensor:
-        """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`)."""
-        return m_step(theta, z_hat, pairs, self.eta, self.eps, self.estep_noise, probes, self.prior, theta_prior,
-                      self.block_size, self.solver_options)
+    def __getattr__(self, name: str):
+        # Hyper-parameters read through to the config (one copy of each value); nn.Module's own lookup first.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            config = self.__dict__.get("config")
+            if config is not None and name in GEMConfig.__dataclass_fields__:
+                return getattr(config, name)
+            raise
 
     @property
     def estep_noise(self) -> float | None:
-        """σ for the posterior E-step, :obj:`None` for the seed's simplified E-step."""
-        return self.noise if self.estep == "posterior" else None
+        """σ for the posterior E-step, :obj:`None` for the ``'prior_covariance'`` E-step."""
+        return self.config.estep_noise
+
+    def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor, probes: Tensor | None,
+               theta_prior: Tensor, mask: Tensor | None = None) -> Tensor:
+        """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`)."""
+        c = self.config
+        return m_step(theta, z_hat, pairs, c.eta, c.eps, c.estep_noise, probes, c.prior, theta_prior, c.block_size,
+                      c.solver_options, mask=mask, probe_options=c.probe_solver_options)
 
     def prepare(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Validate the inputs and return ``(pairs, edge_to_pair, theta0)``.
@@ -79,7 +202,7 @@ class GEMBase(nn.Module):
         num_nodes = check_graph(x, edge_index, edge_weight, require_edges=True)
         pairs, edge_to_pair = undirected_pairs(edge_index, num_nodes)
         if edge_weight is None:
-            weight0 = x.new_full((pairs.size(1),), self.init_weight)
+            weight0 = x.new_full((pairs.size(1),), self.config.init_weight)
         else:
             if bool((edge_weight <= 0).any()):
                 raise ValueError("edge_weight must be strictly positive: GEM weights are softplus(theta) > 0")
@@ -89,33 +212,52 @@ class GEMBase(nn.Module):
             weight0 = weight0.to(x.dtype)
         return pairs, edge_to_pair, inverse_softplus(weight0)
 
+    def read_signals(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Signals with missing entries zeroed and the observed mask (see :func:`observation_mask`)."""
+        x, mask = observation_mask(x, mask)
+        if mask is not None and self.config.estep != "posterior":
+            raise ValueError("missing entries (mask or NaN in x) need estep='posterior': the E-step then computes "
+                             "the posterior of the unobserved entries given the observed ones")
+        return x, mask
+
     def forward(
         self,
         x: Tensor,
         edge_index: Tensor,
         edge_weight: Tensor | None = None,
         generator: torch.Generator | None = None,
+        mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Return ``(edge_weight_learned (E,), z_hat (N, F))``; ``generator`` seeds the Hutchinson probes.
 
-        The inputs are validated here once; each layer's ``run(x, pairs, theta0, generator)`` applies its EM scheme
-        (unrolled or implicit) to the undirected pairs.
+        ``mask`` (boolean ``(N, F)``, :obj:`True` = observed) or NaN entries of ``x`` mark missing readings: the
+        E-step then returns their posterior mean given the observed entries of the same signal (the GMRF
+        conditional mean, i.e. the imputation), and the M-step uses the completed statistics. The inputs are
+        validated here once; each layer's ``run(x, pairs, theta0, generator, mask)`` applies its EM scheme.
         """
+        if isinstance(x, Tensor) and x.is_floating_point() and (mask is not None or bool(torch.isnan(x).any())):
+            x, mask = self.read_signals(x, mask)
         pairs, edge_to_pair, theta0 = self.prepare(x, edge_index, edge_weight)
-        theta, z_hat = self.run(x, pairs, theta0, generator)
+        theta, z_hat = self.run(x, pairs, theta0, generator, mask)
         return F.softplus(theta)[edge_to_pair], z_hat
 
-    def draw_probes(self, x: Tensor, generator: torch.Generator | None) -> Tensor | None:
-        """Fresh Rademacher probes for the Hutchinson log-det gradient, or :obj:`None` in exact mode."""
-        if self.logdet == "exact":
+    def draw_probes(self, x: Tensor, generator: torch.Generator | None, mask: Tensor | None = None) -> Tensor | None:
+        """Fresh Rademacher probes for the Hutchinson log-det gradient, or :obj:`None` when it is exact.
+
+        With missing entries the probes have ``N * (F + 1)`` rows: ``N`` for the log-det term and ``N`` per
+        signal for its own posterior covariance (see :func:`~pyg_em.em.objective.q_gradient`).
+        """
+        if not self.config.uses_probes(x.size(0)):
             return None
-        return rademacher_probes(x.size(0), self.num_probes, x, generator)
+        rows = x.size(0) * (1 + (x.size(1) if mask is not None else 0))
+        return rademacher_probes(rows, self.config.num_probes, x, generator)
 
     def extra_repr(self) -> str:
-        parts = [f"eta={self.eta}", f"eps={self.eps}", f"estep={self.estep!r}"]
-        if self.estep == "posterior":
-            parts.append(f"noise={self.noise}")
-        parts.append(f"logdet={self.logdet!r}" + (f", num_probes={self.num_probes}" if self.logdet != "exact" else ""))
-        if self.prior > 0:
-            parts.append(f"prior={self.prior}")
+        c = self.config
+        parts = [f"eta={c.eta}", f"eps={c.eps}", f"estep={c.estep!r}"]
+        if c.estep == "posterior":
+            parts.append(f"noise={c.noise}")
+        parts.append(f"logdet={c.logdet!r}" + (f", num_probes={c.num_probes}" if c.logdet != "exact" else ""))
+        if c.prior > 0:
+            parts.append(f"prior={c.prior}")
         return ", ".join(parts)

@@ -19,26 +19,140 @@ where :math:`J^\top u` is one vector-Jacobian product through a single M-step. T
   :math:`u \leftarrow v + J^\top u` (note the sign: the seed's :math:`I - \eta H` sum had it wrong), which
   converges when the spectral radius of :math:`J` is below one; non-convergence raises.
 
-``'auto'`` picks ``'cg'`` for the symmetric case and ``'neumann'`` otherwise (``estep='seed'`` or Hutchinson
-probes, whose :math:`\partial G/\partial\theta` need not be symmetric). The iteration (Anderson-accelerated or
-plain) and the adjoint solve are :func:`pyg_em.linalg.fixed_point`; this module supplies the M-step map.
+- ``'gmres'``: restarted GMRES on :math:`(I - J^\top)`, which needs neither symmetry nor a contraction, only a
+  non-singular system.
+
+``'auto'`` tries ``'cg'`` in the symmetric case and falls back to ``'gmres'`` when CG breaks down or stalls:
+:math:`I - J^\top` is positive definite only at a strict maximum of the likelihood, and the forward iteration
+may stop at a saddle or short of the fixed point (then a warning names the forward residual and iterations).
+Otherwise (``estep='prior_covariance'`` or Hutchinson probes, whose :math:`\partial G/\partial\theta` need not be
+symmetric) it uses ``'gmres'``. The forward iteration (Anderson-accelerated or plain) is
+:func:`pyg_em.linalg.fixed_point`; this module supplies the M-step map and the adjoint solve.
 """
 
 from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pyg_em.em.base import GEMBase
+from pyg_em.em.base import GEMBase, GEMConfig
 from pyg_em.em.objective import posterior_mean
-from pyg_em.linalg import fixed_point
+from pyg_em.linalg import ConvergenceError, ConvergenceWarning, batched_pcg, fixed_point
 from pyg_em.validation import check_positive, check_positive_int
 
-__all__ = ["GEMImplicitEM"]
+__all__ = ["FixedPointReport", "GEMImplicitEM", "gmres"]
 
-BACKWARDS = ("auto", "cg", "neumann")
+BACKWARDS = ("auto", "cg", "neumann", "gmres")
 SOLVERS = ("anderson", "iterate")
+
+
+@dataclass(frozen=True)
+class FixedPointReport:
+    r"""Whether :class:`GEMImplicitEM`'s forward iteration reached its fixed point.
+
+    Args:
+        residual (float): Relative residual :math:`\lVert T(\theta)-\theta\rVert/\max(\lVert T(\theta)
+            \rVert, 1)` at the returned parameters.
+        iterations (int): M-step evaluations of the forward iteration.
+        converged (bool): ``residual <= tol``.
+        vanished (int): Weights that went to 0 (:math:`\mathrm{sigmoid}(\theta) < 10^{-8}`, so their M-steps
+            stopped): the likelihood is maximal on the boundary :math:`w = 0` for them, and the fixed point is
+            degenerate there (its adjoint system is singular in those directions). ``prior > 0`` keeps it
+            interior.
+        num_weights (int): Number of weights.
+    """
+
+    residual: float
+    iterations: int
+    converged: bool
+    vanished: int = 0
+    num_weights: int = 0
+
+    def __str__(self) -> str:
+        state = "reached" if self.converged else "NOT reached"
+        text = f"forward fixed point {state}: relative residual {self.residual:.2e} after {self.iterations} M-steps"
+        if self.vanished:
+            text += (f"; {self.vanished} of {self.num_weights} weights went to 0 (a boundary maximum the signals "
+                     "push them to; prior > 0 keeps the fixed point interior)")
+        return text
+
+
+def gmres(
+    operator,
+    rhs: Tensor,
+    tol: float = 1e-10,
+    maxiter: int = 1000,
+    restart: int = 50,
+    strict: bool = True,
+    name: str = "A",
+) -> Tensor:
+    r"""Restarted GMRES for :math:`A u = b` with :math:`A` given as a function, on any device.
+
+    Written here because neither torch nor PyG has a Krylov solver for non-symmetric operators, and scipy's
+    works on host arrays (it would copy every vector off the accelerator). Arnoldi with modified Gram-Schmidt;
+    the small least-squares problem is re-solved each step, which costs :math:`O(m^3)` for ``m <= restart``.
+
+    Args:
+        operator (callable): :math:`v \mapsto A v` on tensors shaped like ``rhs``.
+        rhs (Tensor): Right-hand side :math:`b`.
+        tol (float): Relative residual tolerance :math:`\lVert b - Au
+Vert \le \mathrm{tol}\,\lVert b
+Vert`.
+            (default: ``1e-10``)
+        maxiter (int): Total cap on applications of ``operator``. (default: ``1000``)
+        restart (int): Krylov subspace size before a restart. (default: ``50``)
+        strict (bool): Raise :class:`~pyg_em.linalg.ConvergenceError` when ``tol`` is not reached; otherwise warn.
+            (default: :obj:`True`)
+        name (str): What is solved, for the error message. (default: ``'A'``)
+    """
+    b = rhs.reshape(-1)
+    norm_b = float(torch.linalg.vector_norm(b))
+    u = torch.zeros_like(b)
+    if norm_b == 0.0:
+        return u.view_as(rhs)
+
+    def apply(v: Tensor) -> Tensor:
+        return operator(v.view_as(rhs)).reshape(-1)
+
+    used, relative = 0, 1.0
+    while used < maxiter:
+        r = b - apply(u) if used else b.clone()
+        beta = float(torch.linalg.vector_norm(r))
+        relative = beta / norm_b
+        if relative <= tol:
+            break
+        size = min(restart, maxiter - used)
+        basis = [r / beta]
+        hessenberg = b.new_zeros(size + 1, size)
+        target = b.new_zeros(size + 1)
+        target[0] = beta
+        coefficients = b.new_zeros(0)
+        for j in range(size):
+            w = apply(basis[j])
+            used += 1
+            for i in range(j + 1):
+                hessenberg[i, j] = torch.dot(w, basis[i])
+                w = w - hessenberg[i, j] * basis[i]
+            hessenberg[j + 1, j] = torch.linalg.vector_norm(w)
+            h, t = hessenberg[: j + 2, : j + 1], target[: j + 2]
+            coefficients = torch.linalg.lstsq(h, t.unsqueeze(1)).solution.squeeze(1)
+            relative = float(torch.linalg.vector_norm(t - h @ coefficients)) / norm_b
+            if relative <= tol or float(hessenberg[j + 1, j]) <= 1e-14 * beta:
+                break
+            basis.append(w / hessenberg[j + 1, j])
+        u = u + torch.stack(basis[: coefficients.numel()], dim=1) @ coefficients
+        if relative <= tol:
+            break
+    if not relative <= tol:
+        error = ConvergenceError(relative, used, f"GMRES on {name}")
+        if strict:
+            raise error
+        warnings.warn(str(error), ConvergenceWarning, stacklevel=2)
+    return u.view_as(rhs)
 
 
 class GEMImplicitEM(GEMBase):
@@ -60,27 +174,26 @@ class GEMImplicitEM(GEMBase):
     ``prior > 0`` keeps the fixed point finite and makes it depend on ``edge_weight``.
 
     Args:
-        eta (float): M-step step size. (default: ``0.1``)
-        eps (float): Precision shift :math:`\varepsilon > 0`. (default: ``1e-3``)
-        noise (float): Observation noise :math:`\sigma` of the posterior E-step. (default: ``1.0``)
-        estep (str): ``'posterior'`` or ``'seed'``. (default: ``'posterior'``)
-        logdet (str): ``'exact'`` or ``'hutchinson'``; the probes are drawn once per call, so the iterated map
-            is deterministic. (default: ``'exact'``)
-        num_probes (int): Probes in Hutchinson mode. (default: ``16``)
-        prior (float): Weight of the prior :math:`-\frac{\lambda}{2}\lVert\theta-\theta_0\rVert^2`. (default: ``0``)
-        init_weight (float): Initial weight when ``edge_weight`` is omitted. (default: ``1.0``)
         solver (str): ``'anderson'`` (Anderson acceleration) or ``'iterate'`` (plain M-steps).
             (default: ``'anderson'``)
         tol (float): Forward stopping tolerance on the relative parameter change. (default: ``1e-8``)
         maxiter (int): Forward iteration cap. (default: ``1000``)
-        backward (str): Adjoint solver, ``'auto'``, ``'cg'`` or ``'neumann'``. (default: ``'auto'``)
+        backward (str): Adjoint solver, ``'auto'``, ``'cg'``, ``'neumann'`` or ``'gmres'`` (see
+            :mod:`pyg_em.em.implicit`). (default: ``'auto'``)
         backward_tol (float): Relative residual tolerance of the adjoint solve. (default: ``1e-10``)
         backward_maxiter (int): Iteration cap of the adjoint solve. (default: ``1000``)
         strict (bool): Raise :class:`~pyg_em.linalg.ConvergenceError` when the forward iteration or the adjoint
             solve does not converge; otherwise warn and go on. (default: :obj:`True`)
-        block_size (int): Unit vectors per solve in exact mode. (default: ``4096``)
-        solver_options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`.
-            (default: :obj:`None`)
+        config (GEMConfig, optional): The shared hyper-parameters (:class:`~pyg_em.em.GEMConfig`).
+            (default: :obj:`None`, its defaults)
+        **options: Any field of :class:`~pyg_em.em.GEMConfig` by keyword (``eta``, ``eps``, ``noise``,
+            ``estep``, ``logdet``, ``num_probes``, ``probe_tol``, ``prior``, ``init_weight``, ``block_size``,
+            ``solver_options``; defaults there), overriding ``config``. The default ``logdet='auto'`` is exact
+            up to 2048 nodes and uses 8 Hutchinson probes (drawn once per call, so the iterated map is
+            deterministic) above.
+
+    After each call, :attr:`last_fixed_point` (a :class:`FixedPointReport`) says whether the forward iteration
+    reached the fixed point: its relative residual and the number of iterations.
 
     Shapes:
         - **input:** node signals :math:`(N, F)`, edge indices :math:`(2, E)`, optional positive edge weights
@@ -91,14 +204,7 @@ class GEMImplicitEM(GEMBase):
 
     def __init__(
         self,
-        eta: float = 0.1,
-        eps: float = 1e-3,
-        noise: float = 1.0,
-        estep: str = "posterior",
-        logdet: str = "exact",
-        num_probes: int = 16,
-        prior: float = 0.0,
-        init_weight: float = 1.0,
+        *,
         solver: str = "anderson",
         tol: float = 1e-8,
         maxiter: int = 1000,
@@ -106,10 +212,10 @@ class GEMImplicitEM(GEMBase):
         backward_tol: float = 1e-10,
         backward_maxiter: int = 1000,
         strict: bool = True,
-        block_size: int = 4096,
-        solver_options: dict | None = None,
+        config: GEMConfig | None = None,
+        **options,
     ) -> None:
-        super().__init__(eta, eps, noise, estep, logdet, num_probes, prior, init_weight, block_size, solver_options)
+        super().__init__(config, **options)
         self.tol = check_positive(tol, "tol")
         self.backward_tol = check_positive(backward_tol, "backward_tol")
         self.maxiter = check_positive_int(maxiter, "maxiter")
@@ -121,31 +227,87 @@ class GEMImplicitEM(GEMBase):
             raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.solver = solver
         self.strict = bool(strict)
+        self.last_fixed_point: FixedPointReport | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Nothing to reset: the layer's only state is its hyper-parameters."""
 
-    @property
-    def adjoint_solver(self) -> str:
-        """The adjoint solver ``'auto'`` resolves to (see :mod:`pyg_em.em.implicit`)."""
+    def adjoint_solver(self, num_nodes: int) -> str:
+        """The adjoint solver ``'auto'`` resolves to on ``num_nodes`` nodes (see :mod:`pyg_em.em.implicit`);
+        in the symmetric case ``'cg'`` falls back to ``'gmres'`` when CG breaks down."""
         if self.backward != "auto":
             return self.backward
-        return "cg" if self.estep == "posterior" and self.logdet == "exact" else "neumann"
+        symmetric = self.config.estep == "posterior" and not self.config.uses_probes(num_nodes)
+        return "cg" if symmetric else "gmres"
 
-    def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None):
+    def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None,
+            mask: Tensor | None = None):
         """Fixed point and implicit gradient on validated ``pairs`` and ``theta0``; returns ``(theta*, z_hat)``."""
-        probes = self.draw_probes(x, generator)  # drawn once, so the iterated map is deterministic
+        probes = self.draw_probes(x, generator, mask)  # drawn once, so the iterated map is deterministic
+        calls = [0]
 
         def step(theta: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
-            z_hat = posterior_mean(x, pairs, F.softplus(theta), self.eps, self.estep_noise, self.solver_options)
-            return self.m_step(theta, z_hat, pairs, probes, theta0)
+            calls[0] += 1
+            z_hat = posterior_mean(x, pairs, F.softplus(theta), self.eps, self.estep_noise, self.solver_options,
+                                   mask)
+            return self.m_step(theta, z_hat, pairs, probes, theta0, mask)
 
-        theta_star = fixed_point(step, theta0.detach(), x, theta0, solver=self.solver, backward=self.adjoint_solver,
-                                 tol=self.tol, maxiter=self.maxiter, backward_tol=self.backward_tol,
-                                 backward_maxiter=self.backward_maxiter, strict=self.strict)
-        z_hat = posterior_mean(x, pairs, F.softplus(theta_star), self.eps, self.estep_noise, self.solver_options)
-        return theta_star, z_hat
+        with torch.no_grad():  # the iterations are never differentiated
+            theta_star = fixed_point(step, theta0.detach(), x.detach(), theta0.detach(), solver=self.solver,
+                                     tol=self.tol, maxiter=self.maxiter, strict=self.strict)
+        iterations = calls[0]
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or theta0.requires_grad)
+        leaf = theta_star.detach().requires_grad_(needs_grad)
+        with torch.set_grad_enabled(needs_grad):
+            mapped = step(leaf, x, theta0)  # T(theta*): equals theta* up to tol, and carries the gradient
+        residual = torch.linalg.vector_norm(mapped.detach() - theta_star) / torch.linalg.vector_norm(
+            mapped.detach()).clamp_min(1.0)
+        vanished = int((torch.sigmoid(theta_star) < 1e-8).sum())
+        self.last_fixed_point = report = FixedPointReport(float(residual), iterations, float(residual) <= self.tol,
+                                                          vanished, theta_star.numel())
+        if mapped.requires_grad:
+            mapped = self._attach_adjoint(mapped, leaf, x.size(0), report)
+        z_hat = posterior_mean(x, pairs, F.softplus(mapped), self.eps, self.estep_noise, self.solver_options, mask)
+        return mapped, z_hat
+
+    def _attach_adjoint(self, mapped: Tensor, leaf: Tensor, num_nodes: int, report: FixedPointReport) -> Tensor:
+        """``mapped`` behind an identity whose backward swaps the incoming gradient ``v`` for
+        :math:`u = (I - J^\top)^{-1} v`, solved with VJPs through the one M-step that made ``mapped``."""
+        solver = self.adjoint_solver(num_nodes)
+        tol, maxiter, strict = self.backward_tol, self.backward_maxiter, self.strict
+
+        def vjp(v: Tensor) -> Tensor:
+            return torch.autograd.grad(mapped, leaf, v, retain_graph=True)[0]
+
+        def operator(v: Tensor) -> Tensor:
+            return v - vjp(v)
+
+        def adjoint(grad: Tensor) -> Tensor:
+            if solver == "neumann":  # u = v + J^T u, itself a fixed-point iteration
+                try:
+                    return fixed_point(lambda u: grad + vjp(u), grad.detach(), solver="iterate", tol=tol,
+                                       maxiter=maxiter, strict=strict)
+                except ConvergenceError as exc:
+                    raise ConvergenceError(exc.residual, exc.iterations, "adjoint Neumann series (is the M-step "
+                                           "map a contraction? backward='gmres' does not need one)") from exc
+            if solver == "cg":
+                try:
+                    u, _ = batched_pcg(lambda V: operator(V.view(-1)).view(-1, 1), grad.reshape(-1, 1), tol=tol,
+                                       maxiter=maxiter, strict=True, name="I - df/dz")
+                    return u.view_as(grad)
+                except (ValueError, ConvergenceError) as exc:
+                    if self.backward != "auto":
+                        raise
+                    warnings.warn(f"GEMImplicitEM backward: CG failed ({exc}); I - J is not positive definite "
+                                  f"here, so the forward iterate is not a strict maximum of the likelihood "
+                                  f"({report}); solving the adjoint with GMRES instead", ConvergenceWarning,
+                                  stacklevel=2)
+            return gmres(operator, grad, tol=tol, maxiter=maxiter, strict=strict, name="adjoint I - J^T")
+
+        out = mapped.view_as(mapped)  # the hook sits on this node only, so the VJPs above never trigger it
+        out.register_hook(adjoint)
+        return out
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.extra_repr()}, solver={self.solver!r}, tol={self.tol}, "

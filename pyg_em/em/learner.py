@@ -86,10 +86,17 @@ class GEMGraphLearner(nn.Module):
         with torch.no_grad():
             self.theta.copy_(inverse_softplus(torch.tensor(self.init_weight, dtype=torch.float64)))
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Return ``(edge_weight (2U,), z_hat (N, F))``; ``edge_weight`` is aligned with :attr:`edge_index`."""
+    def forward(self, x: Tensor, generator: torch.Generator | None = None,
+                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(edge_weight (2U,), z_hat (N, F))``; ``edge_weight`` is aligned with :attr:`edge_index`.
+
+        Missing readings (``mask`` :obj:`False`, or NaN in ``x``) are imputed by the E-step: ``z_hat`` holds their
+        posterior means given the observed entries (see :meth:`GEMBase.forward <pyg_em.em.GEMBase.forward>`).
+        """
+        if mask is not None or bool(torch.isnan(x).any()):
+            x, mask = self.layer.read_signals(x, mask)
         check_features(x, "x", num_nodes=self.num_nodes)
-        theta, z_hat = self.layer.run(x, self.pairs, self.theta.to(x.dtype), generator)
+        theta, z_hat = self.layer.run(x, self.pairs, self.theta.to(x.dtype), generator, mask)
         weight = F.softplus(theta)
         return torch.cat([weight, weight]), z_hat
 

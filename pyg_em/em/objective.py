@@ -46,8 +46,10 @@ from pyg_em.em.candidates import pairs_to_edge_index
 from pyg_em.linalg import laplacian_coo, sparse_solve
 
 __all__ = [
+    "block_resistance",
     "inverse_softplus",
     "m_step",
+    "masked_precision_operator",
     "pair_resistance",
     "posterior_mean",
     "precision_operator",
@@ -80,14 +82,51 @@ def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor, options: 
     return sparse_solve(operator, rhs, **(options or {}))
 
 
+def masked_precision_operator(
+    pairs: Tensor, weight: Tensor, num_nodes: int, shift: float, diagonal: Tensor
+) -> tuple[Tensor, Tensor, int]:
+    r"""Block-diagonal precision :math:`\mathrm{blkdiag}_f(L_w + \text{shift}\,I + \mathrm{diag}(d_f))`.
+
+    One block per column ``f`` of ``diagonal`` ``(N, F)``, on the column-major unknowns ``f * N + i`` (the layout
+    of ``x.T.reshape(-1)``), so the ``F`` signals, each with its own observed set, are solved as one sparse
+    system with :math:`F \cdot \mathrm{nnz}` stored entries, differentiably in ``weight``.
+    """
+    indices, values, _ = precision_operator(pairs, weight, num_nodes, shift)
+    num_blocks = diagonal.size(1)
+    offsets = torch.arange(num_blocks, device=indices.device) * num_nodes
+    block_indices = (indices.unsqueeze(1) + offsets.view(1, -1, 1)).reshape(2, -1)
+    nodes = torch.arange(num_nodes * num_blocks, device=indices.device)
+    return (torch.cat([block_indices, torch.stack([nodes, nodes])], dim=1),
+            torch.cat([values.repeat(num_blocks), diagonal.T.reshape(-1).to(values.dtype)]), num_nodes * num_blocks)
+
+
 def posterior_mean(
-    x: Tensor, pairs: Tensor, weight: Tensor, eps: float, noise: float | None, options: dict | None = None
+    x: Tensor,
+    pairs: Tensor,
+    weight: Tensor,
+    eps: float,
+    noise: float | None,
+    options: dict | None = None,
+    mask: Tensor | None = None,
 ) -> Tensor:
-    r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``)."""
+    r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``).
+
+    With a boolean ``mask`` ``(N, F)`` of observed entries, signal ``f`` is observed on :math:`O_f` only, and its
+    posterior mean is :math:`(A_w + \sigma^{-2}M_f)^{-1}\sigma^{-2}M_f x_f` with :math:`M_f = \mathrm{diag}(m_f)`:
+    at an unobserved entry this is the GMRF conditional mean given the observed ones (the imputation). All
+    ``F`` systems are solved at once (:func:`masked_precision_operator`).
+    """
     if noise is None:
+        if mask is not None:
+            raise ValueError("missing entries need the posterior E-step (noise=sigma)")
         return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x, options)
     precision = noise ** -2
-    return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision, options)
+    if mask is None:
+        return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision, options)
+    observed = mask.to(x.dtype) * precision
+    operator = masked_precision_operator(pairs, weight, x.size(0), eps, observed)
+    solution = solve_precision(operator, (x * observed).T.reshape(-1), options)
+    return solution.view(x.size(1), x.size(0)).T
 
 
 def rademacher_probes(
@@ -126,21 +165,44 @@ def pair_resistance(
         ``(U,)`` resistances, differentiable with respect to ``weight`` (and ``probes``).
     """
     operator = precision_operator(pairs, weight, num_nodes, shift)
+    return block_resistance(operator, pairs, num_nodes, 1, probes, block_size, options)
+
+
+def block_resistance(
+    operator: tuple[Tensor, Tensor, int],
+    pairs: Tensor,
+    num_nodes: int,
+    num_blocks: int,
+    probes: Tensor | None = None,
+    block_size: int = 4096,
+    options: dict | None = None,
+) -> Tensor:
+    r""":math:`\sum_f (e_i - e_j)^\top A_f^{-1} (e_i - e_j)` for every pair, for a block-diagonal
+    :math:`\mathrm{blkdiag}(A_1, \dots, A_F)` on ``F * N`` unknowns (``F = num_blocks``, see
+    :func:`masked_precision_operator`; ``F = 1`` is :func:`pair_resistance`).
+
+    Exact: one unit vector per node stacked over all blocks (a block-diagonal solve keeps them apart), so ``N``
+    right-hand sides in all, in chunks of ``block_size``. By probes: ``probes`` ``(F * N, k)``, ``k`` independent
+    probes per block, one ``k``-column solve.
+    """
     row, col = pairs
     if probes is not None:
-        solution = solve_precision(operator, probes, options)
-        return ((solution[row] - solution[col]) * (probes[row] - probes[col])).mean(dim=1)
-    diagonal, cross = [], weight.new_zeros(pairs.size(1))
+        solution = solve_precision(operator, probes, options).view(num_blocks, num_nodes, -1)
+        probes = probes.view(num_blocks, num_nodes, -1)
+        return ((solution[:, row] - solution[:, col]) * (probes[:, row] - probes[:, col])).mean(dim=2).sum(dim=0)
+    values = operator[1]
+    diagonal, cross = [], values.new_zeros(num_blocks, pairs.size(1))
     for start in range(0, num_nodes, block_size):
         stop = min(start + block_size, num_nodes)
         nodes = torch.arange(start, stop, device=pairs.device)
-        unit = weight.new_zeros(num_nodes, stop - start).index_put((nodes, nodes - start), weight.new_ones(()))
-        inverse_block = solve_precision(operator, unit, options)  # columns start..stop-1 of A^{-1}
-        diagonal.append(inverse_block[nodes, nodes - start])
+        unit = values.new_zeros(num_nodes, stop - start).index_put((nodes, nodes - start), values.new_ones(()))
+        # columns start..stop-1 of every block's inverse
+        inverse_block = solve_precision(operator, unit.repeat(num_blocks, 1), options).view(num_blocks, num_nodes, -1)
+        diagonal.append(inverse_block[:, nodes, nodes - start])
         in_block = (col >= start) & (col < stop)
-        cross = cross.masked_scatter(in_block, inverse_block[row[in_block], col[in_block] - start])
-    diagonal = torch.cat(diagonal)
-    return diagonal[row] + diagonal[col] - 2 * cross
+        cross = cross.masked_scatter(in_block.expand_as(cross), inverse_block[:, row[in_block], col[in_block] - start])
+    diagonal = torch.cat(diagonal, dim=1)
+    return (diagonal[:, row] + diagonal[:, col] - 2 * cross).sum(dim=0)
 
 
 def q_gradient(
@@ -152,28 +214,47 @@ def q_gradient(
     probes: Tensor | None = None,
     block_size: int = 4096,
     options: dict | None = None,
+    mask: Tensor | None = None,
+    probe_options: dict | None = None,
 ) -> Tensor:
     r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
+
+    With missing entries (``mask``) each signal has its own posterior covariance
+    :math:`\Sigma_f = (A_w + \sigma^{-2}M_f)^{-1}`, and the covariance term becomes
+    :math:`-\frac12\sum_f r_{\Sigma_f}(i, j)` (it reduces to :math:`-\frac F2 r_\Sigma` when all are observed);
+    :math:`\hat z` then holds the completed signals (posterior means at the unobserved entries).
 
     Args:
         z_hat (Tensor): E-step posterior mean ``(N, F)``, held fixed (it comes from the previous weights).
         pairs (Tensor): Undirected pairs ``(2, U)``.
         weight (Tensor): Current weights ``(U,)``.
         eps (float): Precision shift :math:`\varepsilon > 0`.
-        noise (float, optional): Observation noise :math:`\sigma`; :obj:`None` for the seed's E-step (no
-            covariance term).
-        probes (Tensor, optional): Rademacher probes ``(N, k)`` for the resistances; exact when :obj:`None`.
+        noise (float, optional): Observation noise :math:`\sigma`; :obj:`None` for the ``'prior_covariance'``
+            E-step (no covariance term).
+        probes (Tensor, optional): Rademacher probes for the resistances, ``(N, k)`` (``(N (F + 1), k)`` with a
+            ``mask``: the first ``N`` rows for the log-det term, then ``N`` per signal); exact when :obj:`None`.
         block_size (int): Unit vectors per exact solve. (default: ``4096``)
         options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
+        mask (Tensor, optional): Boolean ``(N, F)``, :obj:`True` where observed. (default: :obj:`None`, all)
+        probe_options (dict, optional): ``sparse_solve`` keyword arguments for the probe solves.
+            (default: :obj:`None`, ``options``)
     """
     num_nodes, num_features = z_hat.shape
     row, col = pairs
-    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, options)
+    if probes is not None and probe_options is not None:
+        options = probe_options
+    logdet_probes = None if probes is None else probes[:num_nodes]
+    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, logdet_probes, block_size, options)
     gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
-    if noise is not None:
-        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, options)
-        gradient = gradient - 0.5 * num_features * covariance
-    return gradient
+    if noise is None:
+        return gradient
+    if mask is None:
+        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, logdet_probes, block_size, options)
+        return gradient - 0.5 * num_features * covariance
+    operator = masked_precision_operator(pairs, weight, num_nodes, eps, mask.to(weight.dtype) * noise ** -2)
+    block_probes = None if probes is None else probes[num_nodes:]
+    return gradient - 0.5 * block_resistance(operator, pairs, num_nodes, num_features, block_probes, block_size,
+                                             options)
 
 
 def q_value(
@@ -218,11 +299,13 @@ def m_step(
     theta_prior: Tensor | None = None,
     block_size: int = 4096,
     options: dict | None = None,
+    mask: Tensor | None = None,
+    probe_options: dict | None = None,
 ) -> Tensor:
     r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
     \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
     \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
-    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options)
+    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options, mask, probe_options)
     ascent = ascent * torch.sigmoid(theta)
     if prior > 0:
         ascent = ascent - prior * (theta - theta_prior)
