@@ -1,8 +1,8 @@
 """One trainer for full-batch, mini-batch and distributed training, with atomic checkpoints."""
 
 from pyg_em.train.callbacks import Callback, EarlyStopping, LambdaCallback
-from pyg_em.train.checkpoint import load_checkpoint, save_checkpoint
-from pyg_em.train.distributed import default_backend, shard_indices
+from pyg_em.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from pyg_em.train.distributed import DEFAULT_TIMEOUT_S, default_backend, init_distributed, shard_indices
 from pyg_em.train.trainer import Trainer
 from pyg_em.train.utils import seed_everything, select_device
 
@@ -13,8 +13,12 @@ __all__ = [
     "LambdaCallback",
     "save_checkpoint",
     "load_checkpoint",
+    "load_model_state",
+    "CheckpointError",
     "seed_everything",
     "select_device",
     "shard_indices",
     "default_backend",
+    "init_distributed",
+    "DEFAULT_TIMEOUT_S",
 ]

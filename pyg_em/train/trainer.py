@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from tqdm.auto import tqdm
 
 from pyg_em.models.base import LossOutput, as_loss_output
 from pyg_em.train.callbacks import Callback
-from pyg_em.train.checkpoint import load_checkpoint, save_checkpoint
+from pyg_em.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from pyg_em.train.utils import rng_state, select_device, set_rng_state
 from pyg_em.validation import check_graph, check_positive_int, validation_disabled
 
@@ -47,6 +49,26 @@ class _StepModule(torch.nn.Module):
 def _distributed_world() -> int:
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _distributed_world() > 1 else 0
+
+
+def _gather(value: Any) -> list[Any]:
+    """``value`` from every rank, in rank order (a one-element list in a single process)."""
+    if _distributed_world() == 1:
+        return [value]
+    values: list[Any] = [None] * _distributed_world()
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (RuntimeError, TypeError, ValueError):  # e.g. tensors of different shapes
+        return False
 
 
 class Trainer:
@@ -87,6 +109,18 @@ class Trainer:
         checkpoint_every (int): Checkpoint every this many epochs (and at the end). (default: :obj:`1`)
         ddp_kwargs (dict, optional): Extra keyword arguments for DistributedDataParallel.
             (default: :obj:`None`)
+
+    Resuming (``fit(..., resume=True)``) restores the weights (data-sized buffers such as a DEC target load into a
+    freshly built model), the optimiser state, the epoch, the history and the random generators — under DDP,
+    each rank's own. The settings given to this trainer win over the checkpoint's: ``epochs`` is the new total,
+    and the optimiser's hyper-parameters (``lr``, ``weight_decay``, ...) replace the saved ones, with a
+    :class:`UserWarning` listing each difference (the run then differs from an uninterrupted one). What cannot
+    work is refused with an error: ``epochs`` below the saved epoch, another optimiser class, another number of
+    ranks, a checkpoint that does not fit the model, or a damaged file.
+
+    A non-finite loss (or non-finite parameters) stops training with :class:`FloatingPointError` naming the first
+    bad epoch, the last finite loss and a hint. It is detected on the values copied to the host every
+    ``log_every`` epochs, so it adds no synchronisation to the training steps.
     """
 
     def __init__(
@@ -151,7 +185,8 @@ class Trainer:
         if data is None and loader is None:
             raise ValueError("fit() needs data (full batch) or loader (mini-batch)")
         if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
-            self.load_state(load_checkpoint(self.checkpoint_path, map_location=self.device))
+            state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+            self.load_state(state, source=f"checkpoint {str(self.checkpoint_path)!r}")
         if data is not None:
             self._validate(data)
             data = data.to(self.device)
@@ -190,35 +225,92 @@ class Trainer:
         return self.history
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume bit-exactly: weights, optimiser, epoch, history, RNG and callbacks."""
+        """Everything needed to resume bit-exactly: weights, optimiser, epoch, history, RNG and callbacks.
+
+        Under DDP this is a collective: every rank must call it, and each rank's random generators and history
+        are gathered (``rng_per_rank``, ``history_per_rank``), since ranks draw different samples.
+        """
+        rngs, histories = _gather(rng_state()), _gather(self.history)
         return {
+            "format": "pyg_em.trainer/1",
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch,
             "history": self.history,
-            "rng": rng_state(),
+            "history_per_rank": histories,
+            "rng": rngs[0],
+            "rng_per_rank": rngs,
+            "settings": {"epochs": self.epochs, "optimizer": type(self.optimizer).__name__,
+                         "world_size": _distributed_world()},
             "callbacks": [cb.state_dict() for cb in self.callbacks],
         }
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore a :meth:`state_dict`; ``source`` names it in errors (see the class notes on what wins)."""
+        self._check_resumable(state, source)
+        load_model_state(self.model, state["model"], source=source)
+        wanted = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError, TypeError) as error:
+            raise CheckpointError(f"{source}: its optimiser state does not fit this model's parameters ({error}); "
+                                  "resume with the model and optimiser that wrote it, or start a new run") from None
+        changed = set()
+        for group, values in zip(self.optimizer.param_groups, wanted):
+            for key, value in values.items():
+                if key in group and not _same(group[key], value):
+                    changed.add(f"{key}: {group[key]!r} in the checkpoint, {value!r} now")
+                group[key] = value
+        if changed:
+            warnings.warn(f"resuming from {source} with changed settings ({'; '.join(sorted(changed))}): the new "
+                          f"values are used from epoch {state['epoch']} on, so the run differs from an "
+                          "uninterrupted one", UserWarning, stacklevel=2)
+        rank = _rank()
         self.epoch = state["epoch"]
-        self.history = {k: list(v) for k, v in state["history"].items()}
-        set_rng_state(state["rng"])
+        history = state.get("history_per_rank", [state["history"]])[rank]
+        self.history = {k: list(v) for k, v in history.items()}
+        set_rng_state(state.get("rng_per_rank", [state["rng"]])[rank])
         for cb, cb_state in zip(self.callbacks, state.get("callbacks", [])):
             cb.load_state_dict(cb_state)
 
+    def _check_resumable(self, state: dict[str, Any], source: str) -> None:
+        """Refuse what cannot be resumed, with the reason and a fix, before anything is changed."""
+        for key, kind in (("model", dict), ("optimizer", dict), ("epoch", int), ("history", dict), ("rng", dict)):
+            value = state.get(key)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise CheckpointError(f"{source} is not a Trainer checkpoint: {key!r} is missing or not a "
+                                      f"{kind.__name__} (was it written by Trainer.save?)")
+        epoch = state["epoch"]
+        if epoch < 0:
+            raise CheckpointError(f"{source} holds epoch {epoch}: a saved epoch is never negative, so the file is "
+                                  "not a valid checkpoint")
+        if epoch > self.epochs:
+            raise ValueError(f"{source} is at epoch {epoch} but this Trainer has epochs={self.epochs}, so nothing "
+                             f"would be trained: epochs counts from the start of the run; pass epochs >= {epoch}")
+        settings = state.get("settings", {})
+        saved, current = settings.get("optimizer"), type(self.optimizer).__name__
+        if saved is not None and saved != current:
+            raise ValueError(f"{source} was written with the {saved} optimiser but this Trainer uses {current}: "
+                             f"its state cannot be carried over; resume with {saved}, or start a new run "
+                             "(resume=False or another checkpoint_path)")
+        saved_world, world = settings.get("world_size", 1), _distributed_world()
+        per_rank = len(state.get("rng_per_rank", [None]))
+        if saved_world != world or per_rank != world:
+            raise ValueError(f"{source} was written by {saved_world} process(es) but this run has {world}: each "
+                             "rank resumes its own random state, so resume with the same number of ranks")
+
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write an atomic checkpoint (only rank 0 writes under DDP)."""
+        """Write an atomic, checksummed checkpoint.
+
+        Under DDP every rank must call it (the ranks' random states are gathered); only rank 0 writes.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("no checkpoint path: pass path= or set checkpoint_path in the Trainer")
-        dist = torch.distributed
-        if _distributed_world() > 1 and dist.get_rank() != 0:
+        state = self.state_dict()
+        if _rank() != 0:
             return path
-        return save_checkpoint(self.state_dict(), path)
+        return save_checkpoint(state, path)
 
     # -- internals -------------------------------------------------------------------------------------
     def _show_progress(self) -> bool:
@@ -263,9 +355,14 @@ class Trainer:
     def _flush(self, pending: list[dict[str, Tensor]], epoch: int, data: Any, evaluate: bool) -> dict[str, float]:
         """Copy the pending epochs' losses to the host in one transfer and append them to the history."""
         keys = list(pending[0].keys())
-        table = torch.stack([torch.stack([p[k].reshape(()).double() for k in keys]) for p in pending]).cpu()
-        if not bool(torch.isfinite(table).all()):
-            raise FloatingPointError(f"non-finite loss at epoch {epoch}: {dict(zip(keys, table[-1].tolist()))}")
+        table = torch.stack([torch.stack([p[k].reshape(()).double() for k in keys]) for p in pending])
+        # Parameters can turn non-finite in the last step, after a finite loss: one fused check per flush.
+        params = [p.detach().reshape(-1) for p in self.model.parameters()]
+        finite = torch.stack([torch.isfinite(table).all()] + [torch.isfinite(p).all() for p in params if p.numel()])
+        table, finite = table.cpu(), finite.cpu()
+        first_epoch = epoch - len(pending) + 1
+        if not bool(finite.all()):
+            self._report_divergence(table, keys, first_epoch)
         for col, key in enumerate(keys):
             self.history.setdefault(key, []).extend(table[:, col].tolist())
         logs = dict(zip(keys, table[-1].tolist()))
@@ -279,3 +376,19 @@ class Trainer:
             self.history.setdefault("eval_epoch", []).append(float(epoch))
             logs.update(metrics)
         return logs
+
+    def _report_divergence(self, table: Tensor, keys: list[str], first_epoch: int) -> None:
+        rows = torch.isfinite(table).all(dim=1).tolist()
+        bad_row = rows.index(False) if False in rows else len(rows) - 1
+        earlier = [v for v in self.history.get(keys[0], []) if math.isfinite(v)]
+        earlier += [float(table[r, 0]) for r in range(bad_row) if rows[r]]
+        last = f"{earlier[-1]:.6g}" if earlier else "none (the first logged loss is already non-finite)"
+        if False in rows:
+            what = f"non-finite loss at epoch {first_epoch + bad_row} ({dict(zip(keys, table[bad_row].tolist()))})"
+        else:
+            what = f"non-finite parameters after the step of epoch {first_epoch + bad_row} (its loss was finite)"
+        lr = self.optimizer.param_groups[0].get("lr") if self.optimizer.param_groups else None
+        raise FloatingPointError(
+            f"training diverged: {what}; last finite loss: {last}. Lower the learning rate (lr={lr}), set "
+            "grad_clip, or check the inputs for extreme values"
+        )

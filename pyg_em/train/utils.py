@@ -40,17 +40,40 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def rng_state() -> dict:
-    """Every random generator's state, for bit-exact resume from a checkpoint."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
+    """Every random generator's state, for bit-exact resume from a checkpoint.
+
+    Only tensors, ints, floats, strings and containers are used, so the state loads with
+    ``torch.load(weights_only=True)``.
+    """
+    version, mt, gauss = random.getstate()
+    numpy_state = np.random.get_state(legacy=False)
+    state = {
+        "python": [version, torch.tensor(mt, dtype=torch.int64), gauss],
+        "numpy": {
+            "bit_generator": numpy_state["bit_generator"],
+            "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+            "pos": int(numpy_state["state"]["pos"]),
+            "has_gauss": int(numpy_state["has_gauss"]),
+            "gauss": float(numpy_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
     """Restore the states captured by :func:`rng_state`."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, mt, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in mt.tolist()), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state({
+        "bit_generator": numpy_state["bit_generator"],
+        "state": {"key": numpy_state["key"].cpu().numpy().astype(np.uint32), "pos": int(numpy_state["pos"])},
+        "has_gauss": int(numpy_state["has_gauss"]),
+        "gauss": float(numpy_state["gauss"]),
+    })
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
