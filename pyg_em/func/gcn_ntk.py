@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.func import jvp
 
 __all__: list[str] = []
 
@@ -89,6 +88,16 @@ def _rows(adj: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
     sub = torch.sparse_coo_tensor(torch.stack([new_row, new_col]), val[picked], (nodes.numel(), support.numel()),
                                   check_invariants=False)
     return sub.coalesce(), support
+
+
+def _elementwise_derivative(act: nn.Module, z: Tensor) -> Tensor:
+    r""":math:`\sigma'(\mathbf{Z})` of an element-wise activation: its VJP with a cotangent of ones.
+
+    (Reverse mode here: ``torch.func.jvp`` would first compile its decompositions, seconds on a cold start.)"""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        (slope,) = torch.autograd.grad(act(z), z, torch.ones_like(z))
+    return slope
 
 
 def _sandwich(left: Tensor, middle: Tensor, right: Tensor) -> Tensor:
@@ -176,10 +185,7 @@ class GCNStructure:
         if gram is None:
             return
         z = self.pre[layer]
-        if self.model.act is None:
-            slope = torch.ones_like(z)
-        else:
-            slope = jvp(self.model.act, (z,), (torch.ones_like(z),))[1]  # σ'(Z), element-wise
+        slope = torch.ones_like(z) if self.model.act is None else _elementwise_derivative(self.model.act, z)
         d_rows, d_cols = slope[support_rows], slope[support_cols]
         w = self.convs[-1].lin.weight  # (C, F): the last layer's weight carries the signal back
         if reduce == "trace":
