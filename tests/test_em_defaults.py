@@ -24,9 +24,15 @@ def test_logdet_auto_is_exact_up_to_the_threshold_and_hutchinson_above():
     assert config.logdet == "auto" and LOGDET_EXACT_MAX_NODES == 2048
     assert not config.uses_probes(LOGDET_EXACT_MAX_NODES) and config.uses_probes(LOGDET_EXACT_MAX_NODES + 1)
     layer = GEMUnrolledEM()
-    assert layer.draw_probes(torch.zeros(LOGDET_EXACT_MAX_NODES, 1), None) is None
-    probes = layer.draw_probes(torch.zeros(LOGDET_EXACT_MAX_NODES + 1, 1), None)
+    assert layer.draw_probes(torch.zeros(LOGDET_EXACT_MAX_NODES, 1), None) == (None, None)
+    probes, _ = layer.draw_probes(torch.zeros(LOGDET_EXACT_MAX_NODES + 1, 1), None)
     assert probes.shape == (LOGDET_EXACT_MAX_NODES + 1, config.num_probes)
+    # missing entries: the per-signal covariance term is sized N * F, so it switches on its own size
+    mask = torch.ones(100, 30, dtype=torch.bool)
+    logdet, covariance = layer.draw_probes(torch.zeros(100, 30), None, mask)
+    assert logdet is None and covariance.shape == (3000, config.num_probes)
+    assert layer.draw_probes(torch.zeros(100, 20), None, mask[:, :20]) == (None, None)
+    assert GEMImplicitEM().adjoint_solver(100, 30) == "gmres" and GEMImplicitEM().adjoint_solver(100, 20) == "cg"
     assert GEMConfig(logdet="exact").uses_probes(10 ** 6) is False and GEMConfig(logdet="hutchinson").uses_probes(2)
     # small graph: 'auto' is the exact computation
     x, pairs, theta = random_problem(seed=3)

@@ -79,8 +79,8 @@ def test_masked_hutchinson_gradient_is_unbiased():
     z_hat = posterior_mean(torch.where(mask, x, 0.0), pairs, weight, EPS, NOISE, mask=mask)
     exact = q_gradient(z_hat, pairs, weight, EPS, NOISE, mask=mask)
     gen = torch.Generator().manual_seed(0)
-    rows = x.size(0) * (1 + x.size(1))
-    estimate = q_gradient(z_hat, pairs, weight, EPS, NOISE, rademacher_probes(rows, 20000, x, gen), mask=mask)
+    logdet, covariance = (rademacher_probes(rows, 20000, x, gen) for rows in (x.size(0), x.numel()))
+    estimate = q_gradient(z_hat, pairs, weight, EPS, NOISE, logdet, mask=mask, covariance_probes=covariance)
     assert float((estimate - exact).abs().max() / exact.abs().max()) < 0.05
 
 

@@ -186,12 +186,16 @@ class GEMBase(nn.Module):
         """σ for the posterior E-step, :obj:`None` for the ``'prior_covariance'`` E-step."""
         return self.config.estep_noise
 
-    def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor, probes: Tensor | None,
-               theta_prior: Tensor, mask: Tensor | None = None) -> Tensor:
-        """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`)."""
+    def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor,
+               probes: tuple[Tensor | None, Tensor | None] | None, theta_prior: Tensor,
+               mask: Tensor | None = None) -> Tensor:
+        """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`); ``probes``
+        is the pair :meth:`draw_probes` returns (:obj:`None`: both terms exact)."""
         c = self.config
-        return m_step(theta, z_hat, pairs, c.eta, c.eps, c.estep_noise, probes, c.prior, theta_prior, c.block_size,
-                      c.solver_options, mask=mask, probe_options=c.probe_solver_options)
+        logdet_probes, covariance_probes = probes if probes is not None else (None, None)
+        return m_step(theta, z_hat, pairs, c.eta, c.eps, c.estep_noise, logdet_probes, c.prior, theta_prior,
+                      c.block_size, c.solver_options, mask=mask, probe_options=c.probe_solver_options,
+                      covariance_probes=covariance_probes)
 
     def prepare(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Validate the inputs and return ``(pairs, edge_to_pair, theta0)``.
@@ -241,16 +245,22 @@ class GEMBase(nn.Module):
         theta, z_hat = self.run(x, pairs, theta0, generator, mask)
         return F.softplus(theta)[edge_to_pair], z_hat
 
-    def draw_probes(self, x: Tensor, generator: torch.Generator | None, mask: Tensor | None = None) -> Tensor | None:
-        """Fresh Rademacher probes for the Hutchinson log-det gradient, or :obj:`None` when it is exact.
+    def draw_probes(self, x: Tensor, generator: torch.Generator | None,
+                    mask: Tensor | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """Fresh Rademacher probes ``(logdet_probes, covariance_probes)``; :obj:`None` where the term is exact.
 
-        With missing entries the probes have ``N * (F + 1)`` rows: ``N`` for the log-det term and ``N`` per
-        signal for its own posterior covariance (see :func:`~pyg_em.em.objective.q_gradient`).
+        ``logdet_probes`` ``(N, k)`` serve the log-det term (and the covariance term of complete data). With
+        missing entries the per-signal covariance term solves one block-diagonal system of ``N F`` unknowns, so
+        ``logdet='auto'`` treats it by its own size: exact up to :data:`LOGDET_EXACT_MAX_NODES` unknowns,
+        ``covariance_probes`` ``(N F, k)`` (``k`` per signal) above.
         """
-        if not self.config.uses_probes(x.size(0)):
-            return None
-        rows = x.size(0) * (1 + (x.size(1) if mask is not None else 0))
-        return rademacher_probes(rows, self.config.num_probes, x, generator)
+        num_nodes, num_signals = x.shape
+        logdet = rademacher_probes(num_nodes, self.config.num_probes, x, generator) \
+            if self.config.uses_probes(num_nodes) else None
+        covariance = None
+        if mask is not None and self.config.uses_probes(num_nodes * num_signals):
+            covariance = rademacher_probes(num_nodes * num_signals, self.config.num_probes, x, generator)
+        return logdet, covariance
 
     def extra_repr(self) -> str:
         c = self.config

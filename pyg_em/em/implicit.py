@@ -233,13 +233,15 @@ class GEMImplicitEM(GEMBase):
     def reset_parameters(self) -> None:
         """Nothing to reset: the layer's only state is its hyper-parameters."""
 
-    def adjoint_solver(self, num_nodes: int) -> str:
-        """The adjoint solver ``'auto'`` resolves to on ``num_nodes`` nodes (see :mod:`pyg_em.em.implicit`);
-        in the symmetric case ``'cg'`` falls back to ``'gmres'`` when CG breaks down."""
+    def adjoint_solver(self, num_nodes: int, num_masked_signals: int | None = None) -> str:
+        """The adjoint solver ``'auto'`` resolves to on ``num_nodes`` nodes (``num_masked_signals``: the number of
+        signals when some entries are missing); see :mod:`pyg_em.em.implicit`. In the symmetric case (posterior
+        E-step, no probes) ``'cg'`` falls back to ``'gmres'`` when CG breaks down."""
         if self.backward != "auto":
             return self.backward
-        symmetric = self.config.estep == "posterior" and not self.config.uses_probes(num_nodes)
-        return "cg" if symmetric else "gmres"
+        probes = self.config.uses_probes(num_nodes) or (
+            num_masked_signals is not None and self.config.uses_probes(num_nodes * num_masked_signals))
+        return "cg" if self.config.estep == "posterior" and not probes else "gmres"
 
     def run(self, x: Tensor, pairs: Tensor, theta0: Tensor, generator: torch.Generator | None = None,
             mask: Tensor | None = None):
@@ -267,14 +269,14 @@ class GEMImplicitEM(GEMBase):
         self.last_fixed_point = report = FixedPointReport(float(residual), iterations, float(residual) <= self.tol,
                                                           vanished, theta_star.numel())
         if mapped.requires_grad:
-            mapped = self._attach_adjoint(mapped, leaf, x.size(0), report)
+            solver = self.adjoint_solver(x.size(0), None if mask is None else x.size(1))
+            mapped = self._attach_adjoint(mapped, leaf, solver, report)
         z_hat = posterior_mean(x, pairs, F.softplus(mapped), self.eps, self.estep_noise, self.solver_options, mask)
         return mapped, z_hat
 
-    def _attach_adjoint(self, mapped: Tensor, leaf: Tensor, num_nodes: int, report: FixedPointReport) -> Tensor:
+    def _attach_adjoint(self, mapped: Tensor, leaf: Tensor, solver: str, report: FixedPointReport) -> Tensor:
         """``mapped`` behind an identity whose backward swaps the incoming gradient ``v`` for
         :math:`u = (I - J^\top)^{-1} v`, solved with VJPs through the one M-step that made ``mapped``."""
-        solver = self.adjoint_solver(num_nodes)
         tol, maxiter, strict = self.backward_tol, self.backward_maxiter, self.strict
 
         def vjp(v: Tensor) -> Tensor:

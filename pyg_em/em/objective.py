@@ -216,6 +216,7 @@ def q_gradient(
     options: dict | None = None,
     mask: Tensor | None = None,
     probe_options: dict | None = None,
+    covariance_probes: Tensor | None = None,
 ) -> Tensor:
     r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
 
@@ -231,30 +232,33 @@ def q_gradient(
         eps (float): Precision shift :math:`\varepsilon > 0`.
         noise (float, optional): Observation noise :math:`\sigma`; :obj:`None` for the ``'prior_covariance'``
             E-step (no covariance term).
-        probes (Tensor, optional): Rademacher probes for the resistances, ``(N, k)`` (``(N (F + 1), k)`` with a
-            ``mask``: the first ``N`` rows for the log-det term, then ``N`` per signal); exact when :obj:`None`.
+        probes (Tensor, optional): Rademacher probes ``(N, k)`` for the resistances of the log-det term (and of
+            the covariance term without ``mask``); exact when :obj:`None`.
         block_size (int): Unit vectors per exact solve. (default: ``4096``)
         options (dict, optional): Keyword arguments of :func:`~pyg_em.linalg.sparse_solve`. (default: :obj:`None`)
         mask (Tensor, optional): Boolean ``(N, F)``, :obj:`True` where observed. (default: :obj:`None`, all)
         probe_options (dict, optional): ``sparse_solve`` keyword arguments for the probe solves.
             (default: :obj:`None`, ``options``)
+        covariance_probes (Tensor, optional): With ``mask``: probes ``(N F, k)``, ``k`` per signal, for the
+            per-signal covariance term (one block-diagonal solve of ``N F`` unknowns); exact when :obj:`None`.
     """
     num_nodes, num_features = z_hat.shape
     row, col = pairs
-    if probes is not None and probe_options is not None:
-        options = probe_options
-    logdet_probes = None if probes is None else probes[:num_nodes]
-    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, logdet_probes, block_size, options)
+    exact_options = options
+    if probe_options is not None and (probes is not None or covariance_probes is not None):
+        options = probe_options  # only used for the probe solves below
+    logdet_options = options if probes is not None else exact_options
+    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, logdet_options)
     gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
     if noise is None:
         return gradient
     if mask is None:
-        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, logdet_probes, block_size, options)
+        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, logdet_options)
         return gradient - 0.5 * num_features * covariance
     operator = masked_precision_operator(pairs, weight, num_nodes, eps, mask.to(weight.dtype) * noise ** -2)
-    block_probes = None if probes is None else probes[num_nodes:]
-    return gradient - 0.5 * block_resistance(operator, pairs, num_nodes, num_features, block_probes, block_size,
-                                             options)
+    covariance_options = options if covariance_probes is not None else exact_options
+    return gradient - 0.5 * block_resistance(operator, pairs, num_nodes, num_features, covariance_probes, block_size,
+                                             covariance_options)
 
 
 def q_value(
@@ -301,11 +305,13 @@ def m_step(
     options: dict | None = None,
     mask: Tensor | None = None,
     probe_options: dict | None = None,
+    covariance_probes: Tensor | None = None,
 ) -> Tensor:
     r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
     \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
     \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
-    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options, mask, probe_options)
+    ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options, mask, probe_options,
+                        covariance_probes)
     ascent = ascent * torch.sigmoid(theta)
     if prior > 0:
         ascent = ascent - prior * (theta - theta_prior)
