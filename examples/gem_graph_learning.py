@@ -23,16 +23,19 @@ from pyg_em.em import GEMGraphLearner, GEMUnrolledEM, edge_labels, knn_candidate
 from pyg_em.metrics import link_auc
 
 
-def recover(num_nodes: int, num_signals: int, num_layers: int, k_candidates: int = 10, seed: int = 0) -> dict:
-    """Run the synthetic recovery task once; return the AUCs, the candidate counts and the run time."""
+def recover(num_nodes: int, num_signals: int, num_layers: int, k_candidates: int = 10, seed: int = 0,
+            **options) -> dict:
+    """Run the synthetic recovery task once; return the AUCs, the candidate counts and the run time.
+
+    ``options`` are further :class:`~pyg_em.em.GEMConfig` settings (e.g. ``logdet='hutchinson'``)."""
     x, true_edge_index, _ = smooth_graph_signals(num_nodes, num_signals, k=4, eps=0.1, noise=0.5, seed=seed)
     candidates = knn_candidate_graph(x, k_candidates)
     # EM on the candidate graph from flat weights; no task loss, so no graph is needed (torch.no_grad)
     learner = GEMGraphLearner(candidates, num_nodes,
-                              layer=GEMUnrolledEM(num_layers=num_layers, eta=0.02, eps=0.1, noise=0.5))
+                              layer=GEMUnrolledEM(num_layers=num_layers, eta=0.02, eps=0.1, noise=0.5, **options))
     start = time.perf_counter()
     with torch.no_grad():
-        weight, _ = learner(x)
+        weight, _ = learner(x, generator=torch.Generator().manual_seed(seed))
     seconds = time.perf_counter() - start
     labels = edge_labels(learner.pairs, true_edge_index, num_nodes)
     learned = weight[: learner.num_candidates]

@@ -82,6 +82,15 @@ def test_masked_hutchinson_gradient_is_unbiased():
     logdet, covariance = (rademacher_probes(rows, 20000, x, gen) for rows in (x.size(0), x.numel()))
     estimate = q_gradient(z_hat, pairs, weight, EPS, NOISE, logdet, mask=mask, covariance_probes=covariance)
     assert float((estimate - exact).abs().max() / exact.abs().max()) < 0.05
+    # the E-step's shared solve against the covariance probes gives the same estimate
+    _, solved = posterior_mean(torch.where(mask, x, 0.0), pairs, weight, EPS, NOISE, mask=mask, probes=covariance)
+    shared = q_gradient(z_hat, pairs, weight, EPS, NOISE, logdet, mask=mask, covariance_probes=covariance,
+                        covariance_solution=solved)
+    torch.testing.assert_close(shared, estimate)
+    plain_probes = rademacher_probes(x.size(0), 50, x, gen)
+    z_plain, solved = posterior_mean(x, pairs, weight, EPS, NOISE, probes=plain_probes)
+    torch.testing.assert_close(q_gradient(z_plain, pairs, weight, EPS, NOISE, plain_probes, covariance_solution=solved),
+                               q_gradient(z_plain, pairs, weight, EPS, NOISE, plain_probes))
 
 
 def test_layer_imputes_nan_and_mask_alike_and_matches_the_dense_conditional_mean():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyg_em.em.candidates import undirected_pairs
-from pyg_em.em.objective import inverse_softplus, m_step, rademacher_probes
+from pyg_em.em.objective import inverse_softplus, m_step, posterior_mean, rademacher_probes
 from pyg_em.validation import check_graph, check_positive, check_positive_int
 
 __all__ = ["GEMBase", "GEMConfig", "LOGDET_EXACT_MAX_NODES", "observation_mask"]
@@ -188,14 +188,25 @@ class GEMBase(nn.Module):
 
     def m_step(self, theta: Tensor, z_hat: Tensor, pairs: Tensor,
                probes: tuple[Tensor | None, Tensor | None] | None, theta_prior: Tensor,
-               mask: Tensor | None = None) -> Tensor:
+               mask: Tensor | None = None, covariance_solution: Tensor | None = None) -> Tensor:
         """One M-step with this layer's hyper-parameters (see :func:`~pyg_em.em.objective.m_step`); ``probes``
-        is the pair :meth:`draw_probes` returns (:obj:`None`: both terms exact)."""
+        is the pair :meth:`draw_probes` returns (:obj:`None`: both terms exact), ``covariance_solution`` the
+        E-step's solve against the covariance probes (see :meth:`e_step`)."""
         c = self.config
         logdet_probes, covariance_probes = probes if probes is not None else (None, None)
         return m_step(theta, z_hat, pairs, c.eta, c.eps, c.estep_noise, logdet_probes, c.prior, theta_prior,
                       c.block_size, c.solver_options, mask=mask, probe_options=c.probe_solver_options,
-                      covariance_probes=covariance_probes)
+                      covariance_probes=covariance_probes, covariance_solution=covariance_solution)
+
+    def e_step(self, x: Tensor, pairs: Tensor, theta: Tensor, probes: tuple[Tensor | None, Tensor | None],
+               mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Posterior mean at ``softplus(theta)`` and, when the covariance term uses probes, the same posterior
+        precision solved against them in the same call: ``(z_hat, covariance_solution or None)``."""
+        c = self.config
+        logdet_probes, covariance_probes = probes if probes is not None else (None, None)
+        extra = (logdet_probes if mask is None else covariance_probes) if c.estep == "posterior" else None
+        result = posterior_mean(x, pairs, F.softplus(theta), c.eps, c.estep_noise, c.solver_options, mask, extra)
+        return result if extra is not None else (result, None)
 
     def prepare(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Validate the inputs and return ``(pairs, edge_to_pair, theta0)``.

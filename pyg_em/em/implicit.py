@@ -251,9 +251,8 @@ class GEMImplicitEM(GEMBase):
 
         def step(theta: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
             calls[0] += 1
-            z_hat = posterior_mean(x, pairs, F.softplus(theta), self.eps, self.estep_noise, self.solver_options,
-                                   mask)
-            return self.m_step(theta, z_hat, pairs, probes, theta0, mask)
+            z_hat, covariance = self.e_step(x, pairs, theta, probes, mask)
+            return self.m_step(theta, z_hat, pairs, probes, theta0, mask, covariance)
 
         with torch.no_grad():  # the iterations are never differentiated
             theta_star = fixed_point(step, theta0.detach(), x.detach(), theta0.detach(), solver=self.solver,

@@ -47,6 +47,7 @@ from pyg_em.linalg import laplacian_coo, sparse_solve
 
 __all__ = [
     "block_resistance",
+    "hutchinson_resistance",
     "inverse_softplus",
     "m_step",
     "masked_precision_operator",
@@ -108,13 +109,19 @@ def posterior_mean(
     noise: float | None,
     options: dict | None = None,
     mask: Tensor | None = None,
-) -> Tensor:
+    probes: Tensor | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
     r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``).
 
     With a boolean ``mask`` ``(N, F)`` of observed entries, signal ``f`` is observed on :math:`O_f` only, and its
     posterior mean is :math:`(A_w + \sigma^{-2}M_f)^{-1}\sigma^{-2}M_f x_f` with :math:`M_f = \mathrm{diag}(m_f)`:
     at an unobserved entry this is the GMRF conditional mean given the observed ones (the imputation). All
     ``F`` systems are solved at once (:func:`masked_precision_operator`).
+
+    With ``probes`` (the covariance term's Hutchinson probes, ``(N, k)``, or ``(N F, k)`` with a ``mask``) the
+    same posterior precision is also solved against them in the same call, and ``(z_hat, Sigma @ probes)`` is
+    returned: the E-step and the M-step's covariance term share one matrix, so they share one solve (one
+    sparse-matrix set-up, one Krylov run for all columns).
     """
     if noise is None:
         if mask is not None:
@@ -122,11 +129,20 @@ def posterior_mean(
         return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x, options)
     precision = noise ** -2
     if mask is None:
-        return solve_precision(precision_operator(pairs, weight, x.size(0), eps + precision), x * precision, options)
-    observed = mask.to(x.dtype) * precision
-    operator = masked_precision_operator(pairs, weight, x.size(0), eps, observed)
-    solution = solve_precision(operator, (x * observed).T.reshape(-1), options)
-    return solution.view(x.size(1), x.size(0)).T
+        operator, rhs = precision_operator(pairs, weight, x.size(0), eps + precision), x * precision
+    else:
+        observed = mask.to(x.dtype) * precision
+        operator = masked_precision_operator(pairs, weight, x.size(0), eps, observed)
+        rhs = (x * observed).T.reshape(-1, 1)
+    if probes is not None:
+        rhs = torch.cat([rhs, probes], dim=1)
+    solution = solve_precision(operator, rhs, options)
+    z_hat, probe_solution = solution[:, : rhs.size(1) - (0 if probes is None else probes.size(1))], None
+    if probes is not None:
+        probe_solution = solution[:, z_hat.size(1):]
+    if mask is not None:
+        z_hat = z_hat.view(x.size(1), x.size(0)).T
+    return z_hat if probes is None else (z_hat, probe_solution)
 
 
 def rademacher_probes(
@@ -187,9 +203,7 @@ def block_resistance(
     """
     row, col = pairs
     if probes is not None:
-        solution = solve_precision(operator, probes, options).view(num_blocks, num_nodes, -1)
-        probes = probes.view(num_blocks, num_nodes, -1)
-        return ((solution[:, row] - solution[:, col]) * (probes[:, row] - probes[:, col])).mean(dim=2).sum(dim=0)
+        return hutchinson_resistance(solve_precision(operator, probes, options), probes, pairs, num_blocks)
     values = operator[1]
     diagonal, cross = [], values.new_zeros(num_blocks, pairs.size(1))
     for start in range(0, num_nodes, block_size):
@@ -205,6 +219,15 @@ def block_resistance(
     return (diagonal[:, row] + diagonal[:, col] - 2 * cross).sum(dim=0)
 
 
+def hutchinson_resistance(solution: Tensor, probes: Tensor, pairs: Tensor, num_blocks: int = 1) -> Tensor:
+    r""":math:`\sum_f \frac1k\sum_p (u_{fip}-u_{fjp})(v_{fip}-v_{fjp})` from probes ``V`` ``(F N, k)`` and
+    ``U = A^{-1} V`` (block-diagonal ``A`` with ``F = num_blocks`` blocks): the Hutchinson resistances."""
+    row, col = pairs
+    solution = solution.reshape(num_blocks, -1, solution.size(-1))
+    probes = probes.reshape(num_blocks, -1, probes.size(-1))
+    return ((solution[:, row] - solution[:, col]) * (probes[:, row] - probes[:, col])).mean(dim=2).sum(dim=0)
+
+
 def q_gradient(
     z_hat: Tensor,
     pairs: Tensor,
@@ -217,6 +240,7 @@ def q_gradient(
     mask: Tensor | None = None,
     probe_options: dict | None = None,
     covariance_probes: Tensor | None = None,
+    covariance_solution: Tensor | None = None,
 ) -> Tensor:
     r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
 
@@ -241,6 +265,8 @@ def q_gradient(
             (default: :obj:`None`, ``options``)
         covariance_probes (Tensor, optional): With ``mask``: probes ``(N F, k)``, ``k`` per signal, for the
             per-signal covariance term (one block-diagonal solve of ``N F`` unknowns); exact when :obj:`None`.
+        covariance_solution (Tensor, optional): :math:`\Sigma V` for the covariance term's probes ``V`` when the
+            E-step already solved it (see :func:`posterior_mean`); skips that solve. (default: :obj:`None`)
     """
     num_nodes, num_features = z_hat.shape
     row, col = pairs
@@ -252,6 +278,11 @@ def q_gradient(
     gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
     if noise is None:
         return gradient
+    if covariance_solution is not None:
+        covariance_probe = probes if mask is None else covariance_probes
+        blocks = 1 if mask is None else num_features
+        covariance = hutchinson_resistance(covariance_solution, covariance_probe, pairs, blocks)
+        return gradient - 0.5 * (num_features if mask is None else 1) * covariance
     if mask is None:
         covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, logdet_options)
         return gradient - 0.5 * num_features * covariance
@@ -306,12 +337,13 @@ def m_step(
     mask: Tensor | None = None,
     probe_options: dict | None = None,
     covariance_probes: Tensor | None = None,
+    covariance_solution: Tensor | None = None,
 ) -> Tensor:
     r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
     \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
     \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
     ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options, mask, probe_options,
-                        covariance_probes)
+                        covariance_probes, covariance_solution)
     ascent = ascent * torch.sigmoid(theta)
     if prior > 0:
         ascent = ascent - prior * (theta - theta_prior)

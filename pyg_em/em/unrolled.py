@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_em.em.base import GEMBase, GEMConfig
-from pyg_em.em.objective import posterior_mean
 from pyg_em.validation import check_positive_int
 
 __all__ = ["GEMUnrolledEM", "gem_unrolled"]
@@ -34,15 +32,17 @@ def gem_unrolled(
     theta_prior = theta
     z_hat = x
     for _ in range(num_layers):
-        z_hat = posterior_mean(x, pairs, F.softplus(theta), layer.eps, layer.estep_noise, layer.solver_options, mask)
         probes = layer.draw_probes(x, generator, mask)
+        z_hat, covariance = layer.e_step(x, pairs, theta, probes, mask)
         if use_detach:
             with torch.no_grad():
                 current = theta.detach()
-                step = layer.m_step(current, z_hat.detach(), pairs, probes, theta_prior.detach(), mask) - current
+                covariance = None if covariance is None else covariance.detach()
+                step = layer.m_step(current, z_hat.detach(), pairs, probes, theta_prior.detach(), mask,
+                                    covariance) - current
             theta = theta + step
         else:
-            theta = layer.m_step(theta, z_hat, pairs, probes, theta_prior, mask)
+            theta = layer.m_step(theta, z_hat, pairs, probes, theta_prior, mask, covariance)
     return theta, z_hat
 
 
