@@ -171,3 +171,47 @@ def test_shard_indices_disjoint_cover_and_equal_size():
     assert len(set(torch.cat(equal).tolist())) == 9
     with pytest.raises(ValueError, match="rank must lie"):
         shard_indices(4, rank=2, world_size=2)
+
+
+def test_divergence_names_the_epoch_last_finite_loss_and_a_hint(graph):
+    class DivergesAtEpoch3(ToyAutoEncoder):
+        totals = []
+
+        def loss(self, data):
+            out = super().loss(data)
+            if len(self.totals) == 3:
+                out = LossOutput(out.total * float("inf"), out.components)
+            self.totals.append(float(out.total))  # a host copy, for this test only
+            return out
+
+    trainer = Trainer(DivergesAtEpoch3(6), epochs=10, log_every=5, device="cpu", progress=False)
+    with pytest.raises(FloatingPointError, match="non-finite loss at epoch 3") as info:
+        trainer.fit(graph)
+    message = str(info.value)
+    # The last finite loss is epoch 2's, although the check only runs every log_every=5 epochs.
+    assert f"last finite loss: {DivergesAtEpoch3.totals[2]:.6g}." in message
+    assert "Lower the learning rate (lr=0.01)" in message
+
+    # Parameters that overflow in the last step, after a finite loss, are caught before evaluation runs.
+    model = ToyAutoEncoder(6)
+
+    def bias_loss(m, data):
+        return m.dec.bias.sum() * 10.0
+
+    def never(model, data):
+        raise AssertionError("eval_fn must not run on non-finite parameters")
+
+    diverged = Trainer(model, epochs=1, device="cpu", progress=False, step_fn=bias_loss, eval_fn=never,
+                       optimizer=torch.optim.SGD(model.parameters(), lr=1e38))
+    with pytest.raises(FloatingPointError, match="non-finite parameters after the step of epoch 0"):
+        diverged.fit(graph)
+
+
+def test_resume_cleans_orphans_and_refuses_bad_epochs(graph, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    (tmp_path / ".run.pt.dead.tmp").write_bytes(b"x" * 100)
+    Trainer(ToyAutoEncoder(6), epochs=2, device="cpu", progress=False, checkpoint_path=ckpt).fit(graph, resume=True)
+    assert sorted(os.listdir(tmp_path)) == ["run.pt"]
+    with pytest.raises(ValueError, match="epochs=1"):
+        Trainer(ToyAutoEncoder(6), epochs=1, device="cpu", progress=False, checkpoint_path=ckpt).fit(graph,
+                                                                                                   resume=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_model_state", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_model_state", "remove_orphans", "CheckpointError"]
 
 _MAGIC = b"PYG_EM-CKPT-v1\n\0"
 _HEADER = len(_MAGIC) + 32 + 8

@@ -16,7 +16,13 @@ from tqdm.auto import tqdm
 
 from pyg_em.models.base import LossOutput, as_loss_output
 from pyg_em.train.callbacks import Callback
-from pyg_em.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from pyg_em.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_model_state,
+    remove_orphans,
+    save_checkpoint,
+)
 from pyg_em.train.utils import rng_state, select_device, set_rng_state
 from pyg_em.validation import check_graph, check_positive_int, validation_disabled
 
@@ -184,6 +190,8 @@ class Trainer:
         """
         if data is None and loader is None:
             raise ValueError("fit() needs data (full batch) or loader (mini-batch)")
+        if resume and self.checkpoint_path is not None:
+            remove_orphans(self.checkpoint_path)  # left by a writer killed mid-write, even before a first save
         if resume and self.checkpoint_path is not None and self.checkpoint_path.is_file():
             state = load_checkpoint(self.checkpoint_path, map_location=self.device)
             self.load_state(state, source=f"checkpoint {str(self.checkpoint_path)!r}")
