@@ -3,7 +3,21 @@ sparse Laplacian linear algebra and neural tangent kernels."""
 
 __version__ = "0.1.0"
 
-from pyg_em import clusters, datasets, em, func, linalg, metrics, models, nn, train, validation  # noqa: E402
+from pyg_em import (  # noqa: E402
+    clusters,
+    datasets,
+    em,
+    func,
+    linalg,
+    metrics,
+    models,
+    nn,
+    recipes,
+    train,
+    utils,
+    validation,
+)
 
-__all__ = ["clusters", "datasets", "em", "func", "linalg", "metrics", "models", "nn", "train", "validation",
+__all__ = ["clusters", "datasets", "em", "func", "linalg", "metrics", "models", "nn", "recipes", "train", "utils",
+           "validation",
            "__version__"]

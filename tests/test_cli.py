@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.image
@@ -14,7 +15,8 @@ import torch
 
 from pyg_em.cli import UsageError, find_benchmarks, main
 from pyg_em.models.base import LossOutput
-from pyg_em.runs import RUNNERS, ConfigError, RunConfig, RunResult, check_option_type, clustering_report
+from pyg_em.recipes import RECIPES, ConfigError, Recipe, RecipeResult, check_setting, clustering_report
+from pyg_em.report import read_assignments
 from pyg_em.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +46,11 @@ def write_toml(path: Path, text: str) -> str:
 
 # -- through a subprocess, as a user runs it ----------------------------------------------------------------
 def test_run_subprocess_writes_report_and_plots_with_config_override(tmp_path):
-    config = write_toml(tmp_path / "cfg.toml", 'dataset = "karate"\nseed = 1\nepochs = 7\n'
-                        '[kmeans]\nn_init = 3\n[plots]\nembedding = "pca"\ndpi = 60\n')
+    config = write_toml(tmp_path / "cfg.toml", 'dataset = "karate"\nseed = 1\nn_clusters = 3\n'
+                        '[kmeans]\nn_init = 3\nmax_iter = 20\n[plots]\nembedding = "pca"\ndpi = 60\n')
     out = tmp_path / "report"
-    proc = _pyg_em("run", "kmeans", "--config", config, "--seed", "3", "--out", str(out), "--progress")
+    proc = _pyg_em("run", "kmeans", "--config", config, "--seed", "3", "--out", str(out), "--progress",
+                   "--set", "max_iter=50")
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "stages" in proc.stderr  # the tqdm progress bar
@@ -56,15 +59,19 @@ def test_run_subprocess_writes_report_and_plots_with_config_override(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == "kmeans" and report["dataset"] == "karate"
     assert report["config"]["seed"] == 3  # the flag beats the file
-    assert report["config"]["epochs"] == 7  # the file beats the default
-    assert report["config"]["kmeans"] == {"n_init": 3, "max_iter": 300}
+    assert report["config"]["n_clusters"] == 3  # the file beats the default
+    assert report["config"]["kmeans"] == {"n_init": 3, "max_iter": 50}  # --set beats the file
+    assert report["recipe"] == "default"
     assert report["config"]["plots"]["dpi"] == 60
     assert report["data"] == {"num_nodes": 34, "num_edges": 156, "num_features": 34, "num_classes": 4}
+    ids, clusters = read_assignments(out / "assignments.csv")
+    assert ids == [str(i) for i in range(34)] and set(clusters.tolist()) == {0, 1, 2}
     assert 0.0 <= report["metrics"]["acc"] <= 1.0 and set(report["metrics"]) >= {"acc", "nmi", "ari", "f1"}
     assert report["timings"]["wall_s"] > 0 and report["timings"]["fit_s"] > 0
     assert {"torch", "torch_geometric", "numpy", "pyg_em"} <= set(report["versions"])
-    assert report["history"] == {} and report["plots"] == {"embedding": "embedding.png",
-                                                           "confusion": "confusion.png"}
+    assert report["history"] == {}
+    assert report["files"] == {"assignments": "assignments.csv", "embedding": "embedding.npy",
+                               "plot (embedding)": "embedding.png", "plot (confusion)": "confusion.png"}
     for name in ("embedding.png", "confusion.png"):
         assert_png(out / name)
     assert not (out / "losses.png").exists()  # k-means has no training history
@@ -73,7 +80,7 @@ def test_run_subprocess_writes_report_and_plots_with_config_override(tmp_path):
 def test_user_error_subprocess_exits_2_without_traceback():
     proc = _pyg_em("run", "nope")
     assert proc.returncode == 2, proc.stderr
-    assert f"pyg-em: error: unknown method 'nope'; choose one of: {', '.join(RUNNERS)}\n" in proc.stderr
+    assert f"pyg-em: error: unknown method 'nope'; choose one of: {', '.join(RECIPES)}\n" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -83,10 +90,16 @@ def test_user_error_subprocess_exits_2_without_traceback():
     [
         (["run", "kmeans", "--dataset", "cora", "--root", "/nonexistent/planetoid"],
          "missing 8 raw Cora file(s) in '/nonexistent/planetoid/Cora/raw'"),
-        (["run", "kmeans", "--dataset", "nope"], "unknown dataset 'nope'; choose one of: sbm, karate, cora"),
-        (["run", "kmeans", "--epochs", "0"], "--epochs must be a positive integer"),
-        (["run", "kmeans", "--batch-size", "-3"], "--batch-size must be a positive integer"),
-        (["run", "kmeans", "--seed", "-1"], "--seed must be a non-negative integer"),
+        (["run", "kmeans", "--dataset", "nope"], "unknown dataset 'nope'; --dataset takes sbm, karate, cora"),
+        (["run", "gae", "--epochs", "0"], "[gae] epochs must be positive"),
+        (["run", "daegc", "--batch-size", "-3"], "[daegc] batch_size must be positive"),
+        (["run", "kmeans", "--epochs", "3"], "--epochs: kmeans has no such setting"),
+        (["run", "kmeans", "--seed", "-1"], "--seed must be an integer in [0, 2^63 - 1]"),
+        (["run", "kmeans", "--seed", str(2**63)], "--seed must be an integer in [0, 2^63 - 1]"),
+        (["run", "kmeans", "--recipe", "fast"], "method 'kmeans' has no recipe 'fast'; choose one of: default"),
+        (["run", "kmeans", "--set", "n_init"], "--set 'n_init': expected KEY=VALUE"),
+        (["run", "kmeans", "--set", "n_init=many"], "[kmeans] n_init must be an integer, got 'many'"),
+        (["run"], "name a method"),
         (["run", "kmeans", "--n-clusters", "5000"], "exceeds the number of nodes"),
         (["run", "kmeans", "--device", "banana"], "--device 'banana'"),
         (["run", "kmeans", "--config", "/nonexistent.toml"], "does not exist"),
@@ -103,7 +116,7 @@ def test_out_that_is_a_file_exits_2_before_running(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["run", "kmeans", "--dataset", "karate", "--out", str(blocker)]) == 2
     err = capsys.readouterr().err
-    assert "--out" in err and "cannot create the report folder" in err
+    assert "--out" in err and "cannot write into the folder" in err
 
 
 def test_missing_data_root_says_where_to_put_files(monkeypatch, capsys):
@@ -116,8 +129,8 @@ def test_missing_data_root_says_where_to_put_files(monkeypatch, capsys):
 @pytest.mark.parametrize(
     "toml, message",
     [
-        ("epochs = 'ten'\n", "epochs must be an integer, got 'ten'"),
-        ("epochs = true\n", "epochs must be an integer, got True"),
+        ("seed = 'ten'\n", "seed must be an integer, got 'ten'"),
+        ("seed = true\n", "seed must be an integer, got True"),
         ("progress = 1\n", "progress must be a boolean"),
         ("dataset = 3\n", "dataset must be a string"),
         ("n_init = 20\n", "unknown top-level key 'n_init'"),
@@ -125,11 +138,11 @@ def test_missing_data_root_says_where_to_put_files(monkeypatch, capsys):
         ("[plots]\nembedding = 'umap'\n", "embedding must be one of pca, tsne, none"),
         ("[plots]\ncolour = 'red'\n", "unknown key 'colour' in [plots]"),
         ("[plots]\ndpi = 1.5\n", "[plots] dpi must be an integer"),
-        ("[kmeans]\nn_inits = 20\n", "[kmeans]: unknown key(s) ['n_inits']"),
+        ("[kmeans]\nn_inits = 20\n", "[kmeans]: unknown setting(s) ['n_inits']"),
         ("[kmeans]\nn_init = 'many'\n", "[kmeans] n_init must be an integer"),
         ("[spectral]\nn_init = 2.5\n", None),  # a table of another method is not validated by this run
         ("[kmeans]\nmax_iter = 50\n", None),
-        ("epochs = [\n", "is not valid TOML"),
+        ("seed = [\n", "is not valid TOML"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, toml, message, capsys):
@@ -159,7 +172,7 @@ def test_config_sets_dataset_and_flags_override(tmp_path, capsys):
     assert main(["run", "kmeans", "--config", config, "--n-clusters", "2", "--out", str(tmp_path / "b"),
                  "--embedding", "none"]) == 0
     report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert report["config"]["n_clusters"] == 2 and "embedding" not in report["plots"]
+    assert report["config"]["n_clusters"] == 2 and "plot (embedding)" not in report["files"]
     assert "acc" in capsys.readouterr().out
 
 
@@ -201,49 +214,59 @@ class _LinearAutoencoder(torch.nn.Module):
         return LossOutput(recon + reg, {"recon": recon, "reg": reg})
 
 
-def _run_toy(data, config: RunConfig) -> RunResult:
-    opts = config.options({"lr": 0.05})
-    model = _LinearAutoencoder(data.num_features)
-    trainer = Trainer(model, epochs=config.epochs or 5, lr=opts["lr"], progress=config.progress, device="cpu",
-                      eval_fn=lambda m, d: {"recon_eval": float((m.decoder(m.encoder(d.x)) - d.x).pow(2).mean())},
-                      eval_every=2)
-    start = time.perf_counter()
-    history = trainer.fit(data)
-    with torch.no_grad():
-        z = model.encoder(data.x)
-    labels = (z[:, 0] > z[:, 0].median()).long()
-    return RunResult(metrics=clustering_report(data, labels), history=history, labels=labels, embedding=z,
-                     timings={"fit_s": time.perf_counter() - start})
+@dataclass
+class _ToyRecipe(Recipe):
+    """A toy recipe: a linear auto-encoder trained by the Trainer, clustered by a median split."""
+
+    method = "toy"
+
+    lr: float = 0.05
+    epochs: int = 5
+
+    def run(self, data, *, n_clusters=None, seed=0, device=None, progress=False) -> RecipeResult:
+        model = _LinearAutoencoder(data.num_features)
+        trainer = Trainer(model, epochs=self.epochs, lr=self.lr, progress=progress, device="cpu",
+                          eval_fn=lambda m, d: {"recon_eval": float((m.decoder(m.encoder(d.x)) - d.x).pow(2).mean())},
+                          eval_every=2)
+        start = time.perf_counter()
+        history = trainer.fit(data)
+        with torch.no_grad():
+            z = model.encoder(data.x)
+        labels = (z[:, 0] > z[:, 0].median()).long()
+        return RecipeResult(metrics=clustering_report(data, labels), history=history, labels=labels, embedding=z,
+                            timings={"fit_s": time.perf_counter() - start})
 
 
-def test_runner_with_history_gets_loss_curves(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(RUNNERS, "toy", _run_toy)
+def test_recipe_with_history_gets_loss_curves(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(RECIPES, "toy", {"default": _ToyRecipe})
     config = write_toml(tmp_path / "c.toml", "[toy]\nlr = 1\n")  # an int where a float is expected is fine
     assert main(["run", "toy", "--dataset", "karate", "--epochs", "6", "--config", config,
                  "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["config"]["toy"] == {"lr": 1.0}
+    assert report["config"]["toy"] == {"lr": 1.0, "epochs": 6}  # the values used, never null
     assert set(report["history"]) == {"total", "recon", "reg", "recon_eval", "eval_epoch"}
     assert len(report["history"]["total"]) == 6 and report["history"]["eval_epoch"] == [1.0, 3.0, 5.0]
-    assert report["plots"] == {"losses": "losses.png", "embedding": "embedding.png", "confusion": "confusion.png"}
-    for name in report["plots"].values():
+    for name in ("losses.png", "embedding.png", "confusion.png"):
+        assert report["files"][f"plot ({name[:-4]})"] == name
         assert_png(tmp_path / name)
 
 
-# -- RunConfig.options: the type rules runners rely on ---------------------------------------------------------
-def test_run_config_options_merge_and_record():
-    config = RunConfig(extra={"lr": 1, "tag": "x"}, method="m")
-    opts = config.options({"lr": 0.1, "steps": 3, "tag": None})
-    assert opts == {"lr": 1.0, "steps": 3, "tag": "x"} and isinstance(opts["lr"], float)
-    assert config.resolved == opts
-    with pytest.raises(ConfigError, match=r"\[m\]: unknown key\(s\) \['typo'\]"):
-        RunConfig(extra={"typo": 1}, method="m").options({"lr": 0.1})
-    with pytest.raises(ConfigError, match="steps must be an integer, got 2.5"):
-        RunConfig(extra={"steps": 2.5}).options({"steps": 3})
+# -- Recipe.with_settings: the type rules every recipe relies on -----------------------------------------------
+def test_recipe_settings_are_type_checked_and_recorded():
+    recipe = _ToyRecipe().with_settings({"lr": 1}, epochs=3)
+    assert recipe.settings() == {"lr": 1.0, "epochs": 3} and isinstance(recipe.lr, float)
+    with pytest.raises(ConfigError, match=r"\[toy\]: unknown setting\(s\) \['typo'\]"):
+        _ToyRecipe().with_settings(typo=1)
+    with pytest.raises(ConfigError, match="epochs must be an integer, got 2.5"):
+        _ToyRecipe().with_settings(epochs=2.5)
     with pytest.raises(ConfigError, match="flag must be a boolean, got 1"):
-        check_option_type("flag", 1, False)
+        check_setting("flag", 1, bool)
     with pytest.raises(ConfigError, match="n must be an integer, got False"):
-        check_option_type("n", False, 3)
+        check_setting("n", False, int)
+    assert check_setting("k", [3, 2], list[int]) == [3, 2] and check_setting("k", None, int | None) is None
+    import numpy as np
+
+    assert check_setting("n", np.int64(7), int) == 7  # integers as users hold them
 
 
 # -- pyg-em bench ------------------------------------------------------------------------------------------

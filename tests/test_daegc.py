@@ -8,6 +8,7 @@ from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_accuracy
 from pyg_em.models import DAEGC
 from pyg_em.nn import ProximityAttentionConv, transition_proximity
+from pyg_em.recipes import fit_daegc
 from pyg_em.train import seed_everything
 from tests.conftest import path_graph, requires_sampler, two_triangles
 
@@ -107,26 +108,26 @@ def test_bad_input():
     model = DAEGC(4, 5, hidden_channels=4, embedding_channels=2)
     no_edges = Data(x=torch.randn(6, 4), edge_index=torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="edge_index is empty"):
-        model.fit(no_edges, pretrain_epochs=1, epochs=1)
+        fit_daegc(model, no_edges, pretrain_epochs=1, epochs=1)
     tiny = Data(x=torch.randn(4, 4), edge_index=path_graph(4))
     with pytest.raises(ValueError, match="n_clusters=5 exceeds"):
-        model.fit(tiny, pretrain_epochs=1, epochs=1)
+        fit_daegc(model, tiny, pretrain_epochs=1, epochs=1)
     nan = Data(x=torch.full((6, 4), float("nan")), edge_index=two_triangles())
     with pytest.raises(ValueError, match="x contains NaN"):
-        model.fit(nan, pretrain_epochs=1, epochs=1)
+        fit_daegc(model, nan, pretrain_epochs=1, epochs=1)
     ok = Data(x=torch.randn(6, 4), edge_index=two_triangles())
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match="pretrain_steps must be a positive int"):
-            DAEGC(4, 2, hidden_channels=4, embedding_channels=2).fit(ok, pretrain_steps=bad, epochs=1)
+            fit_daegc(DAEGC(4, 2, hidden_channels=4, embedding_channels=2), ok, pretrain_steps=bad, epochs=1)
     with pytest.raises(ValueError, match="pretrain_epochs must be a positive int"):
-        DAEGC(4, 2, hidden_channels=4, embedding_channels=2).fit(ok, pretrain_epochs=0, epochs=1)
+        fit_daegc(DAEGC(4, 2, hidden_channels=4, embedding_channels=2), ok, pretrain_epochs=0, epochs=1)
 
 
 def test_daegc_clusters_sbm(device):
     seed_everything(0)
     data = attributed_sbm(300, 3, 8, p_in_ratio=20, num_features=16, feature_noise=1.0, seed=0)
     model = DAEGC(16, 3, hidden_channels=32, embedding_channels=8)
-    history = model.fit(data, pretrain_epochs=30, epochs=20, pretrain_lr=0.01, lr=1e-3, n_init=5, device=device,
+    history = fit_daegc(model, data, pretrain_epochs=30, epochs=20, pretrain_lr=0.01, lr=1e-3, n_init=5, device=device,
                         progress=False)
     assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
     assert set(history) >= {"total", "recon", "cluster"}
@@ -187,7 +188,7 @@ def test_minibatch_fit_runs_and_learns():
     seed_everything(0)
     data = attributed_sbm(240, 2, 8, p_in_ratio=20, num_features=8, feature_noise=0.8, seed=3)
     model = DAEGC(8, 2, hidden_channels=16, embedding_channels=4)
-    history = model.fit(data, pretrain_epochs=8, epochs=3, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=80,
+    history = fit_daegc(model, data, pretrain_epochs=8, epochs=3, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=80,
                         num_neighbors=[5, 5], progress=False)
     assert history["pretrain_recon"][-1] < history["pretrain_recon"][0]
     assert clustering_accuracy(data.y, model.predict(data)) > 0.8
@@ -199,12 +200,12 @@ def test_pretraining_is_counted_in_optimizer_steps(batch_size, steps, expected_e
     # 240 nodes in batches of 80 -> 3 optimizer steps per epoch; the fewest whole epochs reaching `steps`.
     data = attributed_sbm(240, 2, 6, num_features=8, seed=3)
     model = DAEGC(8, 2, hidden_channels=8, embedding_channels=4)
-    history = model.fit(data, pretrain_steps=steps, epochs=1, n_init=2, batch_size=batch_size,
+    history = fit_daegc(model, data, pretrain_steps=steps, epochs=1, n_init=2, batch_size=batch_size,
                         num_neighbors=[3, 3], progress=False)
     assert len(history["pretrain_recon"]) == expected_epochs
-    explicit = DAEGC(8, 2, hidden_channels=8, embedding_channels=4).fit(
-        data, pretrain_steps=steps, pretrain_epochs=2, epochs=1, n_init=2, batch_size=batch_size,
-        num_neighbors=[3, 3], progress=False)
+    explicit = fit_daegc(DAEGC(8, 2, hidden_channels=8, embedding_channels=4), data, pretrain_steps=steps,
+                         pretrain_epochs=2, epochs=1, n_init=2, batch_size=batch_size, num_neighbors=[3, 3],
+                         progress=False)
     assert len(explicit["pretrain_recon"]) == 2
 
 

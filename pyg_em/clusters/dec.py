@@ -54,6 +54,8 @@ class DECClusterHead(torch.nn.Module):
         self.alpha = check_positive(alpha, "alpha")
         self.centers = Parameter(torch.empty(n_clusters, embedding_dim))
         self.register_buffer("target", torch.empty(0, n_clusters))
+        self.assignment: Tensor | None = None
+        self.assignment_change: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -78,8 +80,18 @@ class DECClusterHead(torch.nn.Module):
 
     @torch.no_grad()
     def refresh_target(self, q_all: Tensor) -> None:
-        """Recompute :math:`P` from the soft assignment of every node (row ``i`` = node ``i``)."""
+        """Recompute :math:`P` from the soft assignment of every node (row ``i`` = node ``i``).
+
+        Also records the hard assignment (:attr:`assignment`) and the fraction of nodes whose cluster changed
+        since the previous refresh (:attr:`assignment_change`, a device scalar; ``None`` after the first): during
+        self-training the KL loss rises by design, and this is what shows the partition settling.
+        """
         self.target = self.target_distribution(q_all.detach()).to(self.centers.dtype)
+        new = q_all.argmax(dim=-1)
+        previous = getattr(self, "assignment", None)
+        same_nodes = previous is not None and previous.shape == new.shape
+        self.assignment_change = (new != previous).float().mean() if same_nodes else None
+        self.assignment = new
 
     def kl_loss(self, q: Tensor, node_ids: Tensor | None = None) -> Tensor:
         """:math:`\\mathrm{KL}(P\\|Q)` averaged over the rows of ``q`` (``node_ids`` selects target rows)."""

@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.nn.models import InnerProductDecoder
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
 from pyg_em.nn.proximity_attention import ProximityAttentionConv
 from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.utils.negative_sampling import forbidden_pair_keys, masked_mean, sample_negatives_from
-from pyg_em.train import LambdaCallback, Trainer, shard_indices
-from pyg_em.validation import check_graph, check_n_clusters, check_positive, check_positive_int
+from pyg_em.validation import check_positive, check_positive_int
 
 __all__ = ["DAEGC"]
 
@@ -28,10 +28,12 @@ class DAEGC(ClusteringModel):
         \mathcal{L} = \mathcal{L}_r + \gamma\,\mathrm{KL}(P \,\|\, Q)
 
     :math:`\mathrm{PAConv}` is :class:`~pyg_em.nn.ProximityAttentionConv`, :math:`\mathcal{L}_r` the binary
-    cross-entropy on the graph's edges and as many sampled non-edges, and :math:`P, Q` come from
-    :class:`~pyg_em.clusters.DECClusterHead`. :meth:`fit` runs the paper's protocol: reconstruction pretraining,
-    k-means initialisation of the centres, then self-training with :math:`P` refreshed every
-    ``update_interval`` epochs — full batch, or with :class:`~torch_geometric.loader.NeighborLoader` mini-batches.
+    cross-entropy on the graph's edges and ``neg_ratio`` times as many sampled non-edges, and :math:`P, Q` come
+    from :class:`~pyg_em.clusters.DECClusterHead`. The model holds the losses only;
+    :func:`pyg_em.recipes.fit_daegc` (or :class:`pyg_em.recipes.DAEGCRecipe`) runs the paper's protocol:
+    reconstruction pretraining, k-means initialisation of the centres, then self-training with :math:`P`
+    refreshed every ``update_interval`` epochs — full batch, or with
+    :class:`~torch_geometric.loader.NeighborLoader` mini-batches.
 
     Args:
         in_channels (int): Input feature size.
@@ -64,6 +66,7 @@ class DAEGC(ClusteringModel):
         self.conv2 = ProximityAttentionConv(hidden_channels, embedding_channels, dropout=dropout,
                                             proximity_cache=shared)
         self.head = DECClusterHead(n_clusters, embedding_channels, alpha)
+        self.decoder = InnerProductDecoder()
         self._edge_key_cache = TensorKeyedCache()
         self.reset_parameters()
 
@@ -72,10 +75,10 @@ class DAEGC(ClusteringModel):
         h = F.elu(self.conv1(x, edge_index, edge_weight))
         return F.normalize(F.elu(self.conv2(h, edge_index, edge_weight)), p=2, dim=-1)
 
-    @staticmethod
-    def decode(z: Tensor, edge_index: Tensor, sigmoid: bool = True) -> Tensor:
-        logits = (z[edge_index[0]] * z[edge_index[1]]).sum(-1)
-        return torch.sigmoid(logits) if sigmoid else logits
+    def decode(self, z: Tensor, edge_index: Tensor, sigmoid: bool = True) -> Tensor:
+        """Edge probabilities :math:`\\sigma(z_i^\\top z_j)` (logits with ``sigmoid=False``), by PyG's
+        :class:`~torch_geometric.nn.models.InnerProductDecoder` (``self.decoder``)."""
+        return self.decoder(z, edge_index, sigmoid=sigmoid)
 
     def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Tensor | None = None,
                    sources: Tensor | None = None) -> Tensor:
@@ -154,99 +157,6 @@ class DAEGC(ClusteringModel):
     @torch.no_grad()
     def predict_proba(self, data: Data) -> Tensor:
         return self.head.soft_assignment(self.embed_data(data))
-
-    # -- training ---------------------------------------------------------------------------------------
-    def fit(self, data: Data, pretrain_steps: int = 100, epochs: int = 100, pretrain_lr: float = 5e-3,
-            lr: float = 1e-4, weight_decay: float = 0.0, n_init: int = 20, seed: int | None = 0,
-            batch_size: int | None = None, num_neighbors: list[int] | None = None, device=None,
-            progress: bool | None = None, pretrain_epochs: int | None = None) -> dict[str, list[float]]:
-        """Pretrain on reconstruction, initialise the centres by k-means, then self-train.
-
-        Pretraining length is counted in optimizer steps: ``pretrain_steps`` full-batch epochs, or with mini-batches
-        the fewest whole epochs that reach ``pretrain_steps`` steps (at least one). Counting epochs instead would
-        multiply the pretraining by the number of batches per epoch, and over-trained embeddings cluster worse
-        (Cora, 512-seed batches, 10 seeds: 100 epochs = 600 steps gave ACC 70.05 ± 4.13, 17 epochs = 102 steps
-        71.51 ± 1.18).
-        ``pretrain_epochs`` overrides this with an exact epoch count.
-
-        The defaults (100 pretraining steps, no weight decay; ``neg_ratio=3`` and attention ``dropout=0.5`` in
-        the constructor) are the recipe measured in ``benchmarks/bench_daegc.py``; the paper's protocol is
-        30 pretraining epochs, ``weight_decay=5e-3``, no dropout and a dense reconstruction, which scored lower
-        here.
-
-        With ``batch_size`` training uses :class:`~torch_geometric.loader.NeighborLoader` (``num_neighbors``
-        per layer, default ``[10, 10]``); under ``torch.distributed`` each rank samples its own shard of seed
-        nodes (:func:`~pyg_em.train.shard_indices`).
-
-        Args:
-            data (Data): The graph, with ``x`` and ``edge_index`` (optionally ``edge_weight``).
-            pretrain_steps (int): Reconstruction pretraining length in optimizer steps. (default: :obj:`100`)
-            epochs (int): Self-training epochs. (default: :obj:`100`)
-            pretrain_lr (float): Adam learning rate of pretraining. (default: :obj:`5e-3`)
-            lr (float): Adam learning rate of self-training. (default: :obj:`1e-4`)
-            weight_decay (float): Adam weight decay of both phases. (default: :obj:`0.0`)
-            n_init (int): k-means restarts for the centre initialisation. (default: :obj:`20`)
-            seed (int, optional): Seed of k-means and of the seed-node sharding. (default: :obj:`0`)
-            batch_size (int, optional): Seed nodes per mini-batch; ``None`` trains full batch.
-                (default: :obj:`None`)
-            num_neighbors (list[int], optional): Neighbours sampled per layer with ``batch_size``.
-                (default: :obj:`[10, 10]`)
-            device (str or torch.device, optional): Training device; ``None`` picks CUDA when available.
-                (default: :obj:`None`)
-            progress (bool, optional): Show progress bars; ``None`` shows them on a terminal. (default: :obj:`None`)
-            pretrain_epochs (int, optional): Exact pretraining epochs, overriding ``pretrain_steps``.
-                (default: :obj:`None`)
-
-        Returns:
-            dict[str, list[float]]: The self-training history, plus the pretraining history under keys prefixed
-            with ``pretrain_``.
-        """
-        num_nodes = check_graph(data.x, data.edge_index, getattr(data, "edge_weight", None), require_edges=True)
-        check_n_clusters(self.n_clusters, num_nodes)
-        check_positive_int(pretrain_steps, "pretrain_steps")
-        if pretrain_epochs is not None:
-            check_positive_int(pretrain_epochs, "pretrain_epochs")
-        loader = None
-        if batch_size is not None:
-            from torch_geometric.loader import NeighborLoader
-
-            loader = NeighborLoader(data, num_neighbors=num_neighbors or [10, 10], batch_size=batch_size,
-                                    shuffle=True,
-                                    input_nodes=shard_indices(num_nodes, seed=seed or 0, equal_size=True))
-        common = {"device": device, "progress": progress, "weight_decay": weight_decay,
-                  "ddp_kwargs": {"find_unused_parameters": True}}
-        if pretrain_epochs is None:
-            steps_per_epoch = 1 if loader is None else max(1, len(loader))
-            pretrain_epochs = -(-pretrain_steps // steps_per_epoch)
-        pre = Trainer(self, epochs=pretrain_epochs, lr=pretrain_lr, desc="pretrain",
-                      step_fn=lambda m, d: m.pretrain_loss(d),
-                      batch_step_fn=lambda m, b: m.pretrain_loss_batch(b), **common)
-        pre_history = pre.fit(data if loader is None else None, loader=loader)
-        data = data.to(pre.device)
-        self.initialize_cluster_centers(data, n_init=n_init, seed=seed)
-
-        # Attention dropout regularises the reconstruction pretraining; self-training runs without it (the paper's
-        # loop), so in full batch the step's own soft assignment is the refreshed one and the step refreshes P
-        # itself instead of a separate inference pass over the whole graph.
-        dropouts = (self.conv1.dropout, self.conv2.dropout)
-        self.conv1.dropout = self.conv2.dropout = 0.0
-        refresh_in_step = loader is None
-        due = {"now": False}
-
-        def refresh(trainer: Trainer, epoch: int) -> None:
-            due["now"] = epoch > 0 and epoch % self.update_interval == 0
-            if due["now"] and not refresh_in_step:
-                self.refresh_target(data)
-
-        train = Trainer(self, epochs=epochs, lr=lr, desc="self-train",
-                        step_fn=lambda m, d: m.loss(d, refresh_target=due["now"] and refresh_in_step),
-                        callbacks=[LambdaCallback(on_epoch_start=refresh)], **common)
-        try:
-            history = train.fit(data if loader is None else None, loader=loader)
-        finally:
-            self.conv1.dropout, self.conv2.dropout = dropouts
-        history.update({f"pretrain_{k}": v for k, v in pre_history.items()})
-        return history
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.conv1.in_channels}, n_clusters={self.n_clusters}, "

@@ -9,6 +9,8 @@ trained by :class:`pyg_em.train.Trainer`.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -22,10 +24,10 @@ from pyg_em.clusters import kmeans
 from pyg_em.clusters.dec import student_t_assignment
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
 from pyg_em.utils.cache import TensorKeyedCache
-from pyg_em.utils.negative_sampling import forbidden_pair_keys, masked_mean, sample_negative_edges
+from pyg_em.utils.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean, sample_negative_edges
 from pyg_em.validation import check_edge_index, check_n_clusters, check_positive
 
-__all__ = ["GAE", "VGAE", "MAX_LOGSTD"]
+__all__ = ["GAE", "VGAE", "MAX_LOGSTD", "accepts_edge_weight"]
 
 MAX_LOGSTD = 10
 RECON_MODES = ("sampled", "full")
@@ -46,6 +48,19 @@ def _check_nonempty(edge_index: Tensor, name: str) -> None:
     check_edge_index(edge_index, name=name)
     if edge_index.size(1) == 0:
         raise ValueError(f"{name} is empty: the reconstruction loss needs at least one positive edge")
+
+
+def accepts_edge_weight(encoder: Any) -> bool:
+    """Whether ``encoder(x, edge_index, edge_weight)`` is a valid call: its ``forward`` (or the function
+    itself) takes a third positional argument, ``edge_weight``, or ``*args``."""
+    target = encoder.forward if isinstance(encoder, torch.nn.Module) else encoder
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: assume PyG's convention
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or any(p.name == "edge_weight" for p in params):
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 3
 
 
 class GAE(ClusteringModel):
@@ -111,8 +126,8 @@ class GAE(ClusteringModel):
         # ClusteringModel.__init__ insists on n_clusters >= 2; link prediction needs none, so only the
         # BaseModel part is initialised here and n_clusters is checked when it is given.
         BaseModel.__init__(self)
-        if not isinstance(encoder, torch.nn.Module):
-            raise TypeError(f"encoder must be a torch.nn.Module, got {type(encoder).__name__}")
+        if not callable(encoder):  # PyG accepts any callable (its own tests pass lambdas)
+            raise TypeError(f"encoder must be callable (a torch.nn.Module or a function), got {type(encoder).__name__}")
         if recon not in RECON_MODES:
             raise ValueError(f"recon must be one of {RECON_MODES}, got {recon!r}")
         decoder = InnerProductDecoder() if decoder is None else decoder
@@ -126,6 +141,9 @@ class GAE(ClusteringModel):
         self.register_buffer("cluster_centers", None)
         self._forbidden_cache = TensorKeyedCache()
         self._target_cache = TensorKeyedCache()
+        self._label_cache = TensorKeyedCache()
+        self._warned_edge_weight = False
+        self._batch_labels_checked = False
         GAE.reset_parameters(self)
 
     def reset_parameters(self) -> None:
@@ -231,22 +249,40 @@ class GAE(ClusteringModel):
         return scores["auc"], scores["ap"]
 
     # -- BaseModel contract -------------------------------------------------------------------------------
+    def _encoder_args(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> tuple:
+        """``(x, edge_index[, edge_weight])``: the weights go only to an encoder whose ``forward`` takes them
+        (PyG's example encoders are ``forward(x, edge_index)``)."""
+        if edge_weight is None:
+            return x, edge_index
+        if not accepts_edge_weight(self.encoder):
+            if not self._warned_edge_weight:
+                warnings.warn(f"the encoder {type(self.encoder).__name__} takes no edge_weight: the graph's edge "
+                              "weights are ignored", UserWarning, stacklevel=3)
+                self._warned_edge_weight = True
+            return x, edge_index
+        return x, edge_index, edge_weight
+
     def _encode_data(self, data: Data) -> Tensor:
-        edge_weight = getattr(data, "edge_weight", None)
-        args = (data.x, data.edge_index) if edge_weight is None else (data.x, data.edge_index, edge_weight)
-        return self.encode(*args)
+        return self.encode(*self._encoder_args(data.x, data.edge_index, getattr(data, "edge_weight", None)))
 
     def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         """Deterministic embeddings: the encoder output (the mean :math:`\\mu` for the VGAE)."""
-        args = (x, edge_index) if edge_weight is None else (x, edge_index, edge_weight)
-        return self.encoder(*args)
+        return self.encoder(*self._encoder_args(x, edge_index, edge_weight))
 
     def _held_out(self, data: Data) -> Tensor | None:
         return getattr(data, "held_out_edge_index", None) if self.exclude_held_out else None
 
     def reconstruction(self, z: Tensor, data: Data) -> Tensor:
-        """The reconstruction term of :meth:`loss` for ``data`` (mode ``recon``)."""
+        """The reconstruction term of :meth:`loss` for ``data`` (mode ``recon``).
+
+        The edges to reconstruct are ``data.pos_edge_label_index`` (``RandomLinkSplit(split_labels=True)``),
+        else the labelled pairs ``edge_label_index`` / ``edge_label`` of PyG's default ``RandomLinkSplit``
+        output (its negatives are used as given), else ``edge_index``.
+        """
         pos = getattr(data, "pos_edge_label_index", None)
+        if pos is None and getattr(data, "edge_label_index", None) is not None and self.recon == "sampled":
+            return self._labelled_recon(z, data.edge_label_index, getattr(data, "edge_label", None),
+                                        exclude_edge_index=self._held_out(data))
         pos = data.edge_index if pos is None else pos
         if self.recon == "full":
             # The full-graph target is the training adjacency: the message-passing edges.
@@ -259,25 +295,71 @@ class GAE(ClusteringModel):
         recon = self.reconstruction(z, data)
         return LossOutput(recon, {"recon": recon.detach()})
 
-    def _batch_recon(self, z: Tensor, batch: Data) -> Tensor:
-        """BCE on a link-loader batch: loader labels when present, else negatives sampled inside the batch."""
+    def _labelled_recon(self, z: Tensor, label_index: Tensor, labels: Tensor | None,
+                        exclude_edge_index: Tensor | None = None, valid: Tensor | None = None) -> Tensor:
+        """Mean BCE over the positive labelled pairs plus mean BCE over the negative ones (``valid`` masks pairs
+        out). Full-batch labels without a single negative fall back to sampled negatives: training on
+        positives alone would drive every score to one."""
+        if labels is None or not self._has_negatives(labels):
+            positives = label_index if labels is None else label_index[:, labels > 0]
+            return self.recon_loss(z, positives, exclude_edge_index=exclude_edge_index)
+        return self._labelled_bce(z, label_index, labels, valid)
+
+    def _labelled_bce(self, z: Tensor, label_index: Tensor, labels: Tensor, valid: Tensor | None) -> Tensor:
+        logits = self.decoder(z, label_index, sigmoid=False)
+        is_pos = labels > 0
+        nll = F.binary_cross_entropy_with_logits(logits, is_pos.to(logits.dtype), reduction="none")
+        keep = torch.ones_like(is_pos) if valid is None else valid
+        return masked_mean(nll, is_pos & keep) + masked_mean(nll, ~is_pos & keep)
+
+    def _has_negatives(self, labels: Tensor) -> bool:
+        # Read once per label tensor (a host sync), not at every step of a full-batch run.
+        return self._label_cache.get((labels,), lambda: bool((labels <= 0).any()))
+
+    def _batch_recon(self, z: Tensor, batch: Data, forbidden: Tensor | None, num_nodes: int | None) -> Tensor:
         label_index = getattr(batch, "edge_label_index", None)
         if label_index is None:
             raise ValueError("loss_batch expects a LinkNeighborLoader batch with edge_label_index")
         labels = getattr(batch, "edge_label", None)
-        if labels is None:  # positives only: sample negatives among the batch's nodes
+        valid = None
+        if forbidden is not None and labels is not None:
+            n_id = getattr(batch, "n_id", None)
+            if n_id is None:
+                raise ValueError("loss_batch(forbidden=...) needs batches with n_id (global node ids), as "
+                                 "LinkNeighborLoader yields them")
+            # The loader draws its negatives blindly: a drawn pair that is a training or held-out edge (global
+            # ids) is masked out, never taught as a non-edge.
+            src, dst = n_id[label_index[0]], n_id[label_index[1]]
+            valid = (labels > 0) | ~is_forbidden(src, dst, num_nodes, forbidden)
+        if labels is None:  # positives only: negatives sampled among the batch's nodes
             return self.recon_loss(z, label_index, exclude_edge_index=batch.edge_index)
-        logits = self.decoder(z, label_index, sigmoid=False)
-        is_pos = (labels > 0).to(logits.dtype)
-        nll = F.binary_cross_entropy_with_logits(logits, is_pos, reduction="none")
-        # Same weighting as recon_loss: mean over positives plus mean over negatives.
-        return ((nll * is_pos).sum() / is_pos.sum().clamp(min=1.0)
-                + (nll * (1 - is_pos)).sum() / (1 - is_pos).sum().clamp(min=1.0))
+        if not self._batch_labels_checked:
+            # Once per model, not per step (it reads a device value): a loader built without negative sampling
+            # would train on positives alone, the loss would go to zero and every score to one.
+            if not bool((labels <= 0).any()):
+                raise ValueError("the link loader's batches carry only positive labels (edge_label all 1): "
+                                 "build LinkNeighborLoader with neg_sampling='binary' (or "
+                                 "pyg_em.recipes.link_neighbor_loader), or drop edge_label so that negatives "
+                                 "are sampled inside each batch")
+            self._batch_labels_checked = True
+        return self._labelled_bce(z, label_index, labels, valid)
 
-    def loss_batch(self, batch: Data) -> LossOutput:
-        """Loss on a :class:`~torch_geometric.loader.LinkNeighborLoader` batch (``neg_sampling='binary'``)."""
+    def loss_batch(self, batch: Data, forbidden: Tensor | None = None, num_nodes: int | None = None) -> LossOutput:
+        """Loss on a :class:`~torch_geometric.loader.LinkNeighborLoader` batch (``neg_sampling='binary'``).
+
+        Args:
+            batch (Data): A link-loader batch with ``edge_label_index``, ``edge_label`` (1 for edges, 0 for
+                sampled negatives) and ``n_id``. Positive-only labels get sampled negatives instead.
+            forbidden (Tensor, optional): Sorted global pair keys
+                (:func:`~pyg_em.utils.forbidden_pair_keys` of the training and held-out edges); sampled
+                negatives that hit them are masked out. (default: :obj:`None`)
+            num_nodes (int, optional): Nodes of the whole graph, the base of ``forbidden``'s keys.
+                (default: :obj:`None`)
+        """
+        if forbidden is not None and num_nodes is None:
+            raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
         z = self._encode_data(batch)
-        recon = self._batch_recon(z, batch)
+        recon = self._batch_recon(z, batch, forbidden, num_nodes)
         return LossOutput(recon, {"recon": recon.detach()})
 
     # -- clustering ---------------------------------------------------------------------------------------
@@ -302,7 +384,15 @@ class GAE(ClusteringModel):
         return student_t_assignment(self.embed_data(data), self.cluster_centers, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"recon={self.recon!r}, neg_ratio={self.neg_ratio}, n_clusters={self.n_clusters}"
+        # getattr: repr must work on a half-built object too (e.g. in a debugger after a failed __init__).
+        return (f"recon={getattr(self, 'recon', None)!r}, neg_ratio={getattr(self, 'neg_ratio', None)}, "
+                f"n_clusters={getattr(self, 'n_clusters', None)}")
+
+    def __repr__(self) -> str:
+        encoder = self.__dict__.get("encoder", self._modules.get("encoder") if "_modules" in self.__dict__ else None)
+        if encoder is not None and not isinstance(encoder, torch.nn.Module):
+            return f"{type(self).__name__}(encoder={encoder!r}, {self.extra_repr()})"
+        return super().__repr__() if "_modules" in self.__dict__ else f"{type(self).__name__}(<uninitialised>)"
 
 
 class VGAE(GAE):
@@ -371,8 +461,8 @@ class VGAE(GAE):
         return -0.5 * torch.mean(torch.sum(1 + 2 * logstd - mu**2 - logstd.exp() ** 2, dim=1))
 
     def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        args = (x, edge_index) if edge_weight is None else (x, edge_index, edge_weight)
-        return self._split(self.encoder(*args))[0]
+        """Deterministic embeddings: the posterior mean :math:`\\mu`."""
+        return self._split(self.encoder(*self._encoder_args(x, edge_index, edge_weight)))[0]
 
     def loss(self, data: Data) -> LossOutput:
         """Negative ELBO per pair: reconstruction ``+ kl_weight * kl_loss() / N`` (see the class docstring)."""
@@ -382,11 +472,14 @@ class VGAE(GAE):
         total = recon + self.kl_weight * kl
         return LossOutput(total, {"recon": recon.detach(), "kl": kl.detach()})
 
-    def loss_batch(self, batch: Data) -> LossOutput:
+    def loss_batch(self, batch: Data, forbidden: Tensor | None = None, num_nodes: int | None = None) -> LossOutput:
+        """Mini-batch negative ELBO: :meth:`GAE.loss_batch`'s reconstruction plus the scaled KL term."""
+        if forbidden is not None and num_nodes is None:
+            raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
         z = self._encode_data(batch)
-        recon = self._batch_recon(z, batch)
+        recon = self._batch_recon(z, batch, forbidden, num_nodes)
         kl = self.kl_loss() / z.size(0)
         return LossOutput(recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()})
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, kl_weight={self.kl_weight}"
+        return f"{super().extra_repr()}, kl_weight={getattr(self, 'kl_weight', None)}"

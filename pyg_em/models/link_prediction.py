@@ -1,4 +1,5 @@
-r"""The link-prediction protocol: a leak-free edge split, AUC/AP evaluation, and Trainer-driven model selection.
+r"""The link-prediction protocol: a leak-free edge split and AUC/AP evaluation (training lives in
+:func:`pyg_em.recipes.fit_link_prediction`).
 
 The split is PyG's :class:`~torch_geometric.transforms.RandomLinkSplit` (undirected, ``split_labels=True``):
 validation and test edges are removed from the message-passing graph of every split that must not see them,
@@ -10,19 +11,18 @@ as a non-edge.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 from typing import Any, NamedTuple
 
 import torch
 import torch_geometric.transforms as T
 from torch_geometric.data import Data
+from torch_geometric.utils import is_undirected, to_undirected
 
 from pyg_em.metrics import link_prediction_metrics
-from pyg_em.train import EarlyStopping, Trainer
-from pyg_em.train.callbacks import Callback
 from pyg_em.validation import check_graph
 
-__all__ = ["LinkSplit", "link_split", "evaluate_link_prediction", "fit_link_prediction"]
+__all__ = ["LinkSplit", "link_split", "evaluate_link_prediction", "labelled_pairs"]
 
 
 class LinkSplit(NamedTuple):
@@ -61,6 +61,19 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.1, see
     val_ratio, test_ratio = _check_ratio(val_ratio, "val_ratio"), _check_ratio(test_ratio, "test_ratio")
     if val_ratio + test_ratio >= 1.0:
         raise ValueError(f"val_ratio + test_ratio must be < 1, got {val_ratio} + {test_ratio}")
+    weight = getattr(data, "edge_weight", None)
+    if is_undirected and not is_undirected_graph(data.edge_index, weight, data.num_nodes):
+        # RandomLinkSplit(is_undirected=True) keeps only the pairs with i < j: a list holding each edge once in
+        # an arbitrary direction would silently lose about half of its edges.
+        before = data.edge_index.size(1)
+        data = data.clone()
+        if weight is None:
+            data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
+        else:
+            data.edge_index, data.edge_weight = to_undirected(data.edge_index, weight, data.num_nodes, reduce="mean")
+        warnings.warn(f"link_split: edge_index holds some edges in one direction only; made undirected "
+                      f"({before} -> {data.edge_index.size(1)} directed edges) before splitting", UserWarning,
+                      stacklevel=2)
     transform = T.RandomLinkSplit(num_val=val_ratio, num_test=test_ratio, is_undirected=is_undirected,
                                   split_labels=True, add_negative_train_samples=False)
     with torch.random.fork_rng(devices=[]):
@@ -74,9 +87,30 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.1, see
     return LinkSplit(train, val, test)
 
 
+def is_undirected_graph(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int) -> bool:
+    """Whether every edge also appears reversed (with the same weight)."""
+    return is_undirected(edge_index, edge_weight, num_nodes=num_nodes)
+
+
+def labelled_pairs(data: Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(positive pairs, negative pairs)`` of a split graph, from ``pos_/neg_edge_label_index``
+    (``RandomLinkSplit(split_labels=True)``) or from ``edge_label_index`` with ``edge_label`` (its default)."""
+    if getattr(data, "pos_edge_label_index", None) is not None and getattr(data, "neg_edge_label_index", None) \
+            is not None:
+        return data.pos_edge_label_index, data.neg_edge_label_index
+    index, label = getattr(data, "edge_label_index", None), getattr(data, "edge_label", None)
+    if index is None or label is None:
+        raise ValueError("data has neither pos_edge_label_index/neg_edge_label_index nor edge_label_index/"
+                         "edge_label: evaluate on a split from link_split() or RandomLinkSplit")
+    if label.numel() != index.size(1):
+        raise ValueError(f"edge_label has {label.numel()} entries for {index.size(1)} pairs in edge_label_index")
+    return index[:, label > 0], index[:, label <= 0]
+
+
 @torch.no_grad()
 def evaluate_link_prediction(model: torch.nn.Module, data: Data, embed_data: Data | None = None) -> dict[str, float]:
-    """ROC-AUC and AP of ``model``'s decoder on ``data.pos_edge_label_index`` vs ``data.neg_edge_label_index``.
+    """ROC-AUC and AP of ``model``'s decoder on the positive versus the negative labelled pairs of ``data``
+    (:func:`labelled_pairs`: ``pos_/neg_edge_label_index``, or ``edge_label_index`` with ``edge_label``).
 
     Args:
         model: A :class:`~pyg_em.models.GAE`-like model with ``embed_data`` and ``decode``.
@@ -88,75 +122,12 @@ def evaluate_link_prediction(model: torch.nn.Module, data: Data, embed_data: Dat
     Returns:
         ``{'auc': float, 'ap': float}``.
     """
-    for key in ("pos_edge_label_index", "neg_edge_label_index"):
-        if getattr(data, key, None) is None:
-            raise ValueError(f"data has no {key}: evaluate on a split from link_split()")
+    pos_pairs, neg_pairs = labelled_pairs(data)
     parameter = next(model.parameters(), None)
     if parameter is not None:  # evaluate wherever the model lives, whatever device the split is on
         data = data.to(parameter.device)
         embed_data = embed_data.to(parameter.device) if embed_data is not None else None
     z = model.embed_data(embed_data if embed_data is not None else data)
-    pos = model.decode(z, data.pos_edge_label_index, sigmoid=False)
-    neg = model.decode(z, data.neg_edge_label_index, sigmoid=False)
+    pos = model.decode(z, pos_pairs.to(z.device), sigmoid=False)
+    neg = model.decode(z, neg_pairs.to(z.device), sigmoid=False)
     return link_prediction_metrics(pos, neg)
-
-
-def fit_link_prediction(
-    model: torch.nn.Module,
-    train_data: Data,
-    val_data: Data | None = None,
-    *,
-    epochs: int = 400,
-    lr: float = 0.01,
-    weight_decay: float = 0.0,
-    patience: int | None = None,
-    monitor: str = "val_auc_ap",
-    eval_every: int = 1,
-    callbacks: Sequence[Callback] = (),
-    device: str | torch.device | None = None,
-    progress: bool | None = False,
-) -> dict[str, list[float]]:
-    r"""Train a GAE/VGAE with :class:`~pyg_em.train.Trainer`, selecting the epoch on the validation split.
-
-    The validation metrics ``val_auc``, ``val_ap`` and ``val_auc_ap`` (their sum) are computed every
-    ``eval_every`` epochs; :class:`~pyg_em.train.EarlyStopping` keeps the weights of the best ``monitor`` value
-    and restores them at the end (stopping early when ``patience`` is given). The test split is not touched.
-
-    Args:
-        model: The model; trained through its ``loss(data)``.
-        train_data (Data): The training split.
-        val_data (Data, optional): The validation split; without it the last epoch is kept.
-            (default: :obj:`None`)
-        epochs (int): Maximum number of epochs. (default: :obj:`400`)
-        lr (float): Adam learning rate. (default: :obj:`0.01`)
-        weight_decay (float): Adam weight decay. (default: :obj:`0.0`)
-        patience (int, optional): Evaluations without improvement before stopping; ``None`` trains all
-            epochs but still restores the best. (default: :obj:`None`)
-        monitor (str): ``'val_auc'``, ``'val_ap'`` or ``'val_auc_ap'``. (default: :obj:`'val_auc_ap'`)
-        eval_every (int): Validate every this many epochs. (default: :obj:`1`)
-        callbacks (sequence of Callback): Extra callbacks. (default: :obj:`()`)
-        device (str or torch.device, optional): Training device. (default: :obj:`None`, CUDA when available)
-        progress (bool, optional): Show a progress bar. (default: :obj:`False`)
-
-    Returns:
-        The trainer's history (losses per epoch, validation metrics per evaluation).
-    """
-    if monitor not in ("val_auc", "val_ap", "val_auc_ap"):
-        raise ValueError(f"monitor must be 'val_auc', 'val_ap' or 'val_auc_ap', got {monitor!r}")
-    eval_fn = None
-    all_callbacks = list(callbacks)
-    if val_data is not None:
-        val_on_device: list[Data] = []
-
-        def eval_fn(m: torch.nn.Module, _: Data) -> dict[str, float]:
-            if not val_on_device:  # moved once, on the trainer's device
-                val_on_device.append(val_data.to(next(m.parameters()).device))
-            scores = evaluate_link_prediction(m, val_on_device[0])
-            return {"val_auc": scores["auc"], "val_ap": scores["ap"], "val_auc_ap": scores["auc"] + scores["ap"]}
-
-        all_callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=patience or epochs + 1))
-    trainer = Trainer(model, epochs=epochs, lr=lr, weight_decay=weight_decay, device=device, eval_fn=eval_fn,
-                      eval_every=eval_every, log_every=eval_every, callbacks=all_callbacks, progress=progress,
-                      desc="link prediction")
-    return trainer.fit(train_data)
-

@@ -10,8 +10,8 @@ from torch import Tensor
 from torch_geometric.nn import APPNP
 
 from pyg_em.nn.gcn_encoder import GraphEncoderBase
-from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.nn.sparse_matmul import constant_sparse_matmul, sparse_pair
+from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.validation import check_positive, check_positive_int
 
 __all__ = ["NormalizedPropagationEncoder", "VariationalNormalizedPropagationEncoder"]

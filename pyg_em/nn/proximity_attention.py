@@ -10,8 +10,8 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.nn.sparse_matmul import CSRPattern, constant_sparse_matmul, csr_pattern, edge_value_matmul, sparse_pair
+from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.validation import check_edge_weight, check_features, check_positive_int
 
 __all__ = ["ProximityAttentionConv", "transition_proximity"]

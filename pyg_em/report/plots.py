@@ -40,12 +40,19 @@ def _grid(count: int, max_cols: int = 3, panel: tuple[float, float] = (4.0, 3.0)
     return fig, axes[:count]
 
 
-def plot_history(history: dict[str, list[float]]) -> Figure | None:
+def plot_history(history: dict[str, list[float]], x_label: str = "epoch",
+                 marks: dict[str, float] | None = None) -> Figure | None:
     """One panel per logged series (loss components, evaluation metrics) against the epoch.
 
     Series of the same length as ``history['eval_epoch']`` (written by the :class:`~pyg_em.train.Trainer` when
     it evaluates) are drawn at those epochs; the others at epochs ``1..len``. A positive series spanning more
     than three decades gets a log scale. Returns ``None`` when there is nothing to draw.
+
+    Args:
+        history (dict): ``name -> values``.
+        x_label (str): What one step is (``'epoch'``, ``'EM layer'``). (default: :obj:`'epoch'`)
+        marks (dict, optional): ``label -> x``: a dashed vertical line in every panel, e.g. the selected
+            epoch. (default: :obj:`None`)
     """
     eval_epochs = history.get("eval_epoch")
     series = {k: np.asarray(v, dtype=float) for k, v in history.items() if k != "eval_epoch" and len(v) > 0}
@@ -62,7 +69,10 @@ def plot_history(history: dict[str, list[float]]) -> Figure | None:
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 1e3:
             ax.set_yscale("log")
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x_label)
+        for label, x in (marks or {}).items():
+            ax.axvline(x, color="0.3", linestyle="--", linewidth=1, label=label)
+            ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     return fig
 
@@ -210,16 +220,19 @@ def write_plots(
     seed: int = 0,
     max_points: int | None = 5000,
     dpi: int = 100,
+    x_label: str = "epoch",
+    marks: dict[str, float] | None = None,
 ) -> dict[str, Path]:
     """Write every plot the inputs allow into ``out``; returns ``{name: path}``.
 
     ``losses.png`` from a non-empty ``history``; ``embedding.png`` from ``embedding``; ``confusion.png`` from
     ``labels`` and ``truth``. A non-finite embedding is skipped with a warning rather than failing the report.
+    ``x_label`` and ``marks`` are passed to :func:`plot_history`.
     """
     out = Path(out)
     written: dict[str, Path] = {}
     if history:
-        fig = plot_history(history)
+        fig = plot_history(history, x_label=x_label, marks=marks)
         if fig is not None:
             written["losses"] = save_figure(fig, out / "losses.png", dpi)
     if embedding is not None:
