@@ -287,7 +287,8 @@ def load_edge_list(path: str | os.PathLike, features: str | os.PathLike | None =
     return LoadedGraph(data, node_ids=node_ids, class_names=class_names, notes=notes, source=str(path))
 
 
-def _data_globals() -> list:
+def data_safe_globals() -> list:
+    """PyG's data classes, allow-listed for ``torch.load(weights_only=True)``."""
     from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
     from torch_geometric.data.storage import EdgeStorage, GlobalStorage, NodeStorage
 
@@ -304,7 +305,7 @@ def load_saved_data(path: str | os.PathLike) -> LoadedGraph:
     """
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(_data_globals()):
+        with torch.serialization.safe_globals(data_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle errors, foreign objects: all mean "not a saved Data"
         raise ValueError(f"{path}: not a saved torch_geometric Data (torch.save(data, path)): {exc}") from None

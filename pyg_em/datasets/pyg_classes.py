@@ -12,6 +12,7 @@ import inspect
 import os
 from pathlib import Path
 
+import torch
 import torch_geometric.datasets as pyg_datasets
 from torch_geometric.data import Data
 
@@ -67,4 +68,9 @@ def load_pyg_dataset(spec: str, root: str | os.PathLike | None) -> Data:
         raise ValueError(f"--dataset {spec}: {class_name} takes no name; use {PYG_PREFIX}{class_name}")
     processed = cache_root() / "pyg" / class_name / (name or "default") / "processed"
     offline = _offline(cls, processed)
-    return offline(str(root), **kwargs)[0]
+    from pyg_em.datasets.files import data_safe_globals
+
+    # PyG reloads its processed file with torch.load(weights_only=True), falling back to full unpickling for
+    # its own data classes; allow-listing them keeps that load code-free.
+    with torch.serialization.safe_globals(data_safe_globals()):
+        return offline(str(root), **kwargs)[0]
