@@ -7,6 +7,7 @@ Modules whose main function has the module's name are private (``_sparse_solve``
 from pyg_em.linalg._fixed_point import fixed_point
 from pyg_em.linalg._laplacian import laplacian, laplacian_coo, laplacian_matvec
 from pyg_em.linalg._sparse_solve import AUTO_DIRECT_MAX_NODES, SparseSolveFunction, sparse_solve
+from pyg_em.linalg.amg import AMGPreconditioner
 from pyg_em.linalg.cg import batched_pcg
 from pyg_em.linalg.errors import ConvergenceError, ConvergenceWarning
 from pyg_em.linalg.incidence import incidence_matrix
@@ -15,6 +16,7 @@ from pyg_em.linalg.lstsq import sparse_lstsq
 from pyg_em.linalg.pinv import LaplacianPseudoInverse, connected_components
 
 __all__: list[str] = [
+    "AMGPreconditioner",
     "AUTO_DIRECT_MAX_NODES",
     "ConvergenceError",
     "ConvergenceWarning",

@@ -5,11 +5,19 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, resolve_num_nodes
+from pyg_em.linalg._symmetry import check_undirected, symmetrize_graph
+from pyg_em.validation import check_edge_index, check_edge_weight, check_features, check_positive, resolve_num_nodes
 
 _NORMALIZATIONS = (None, "sym", "rw")
 
 
+def undirected_graph(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int,
+                     symmetrize: str | None) -> tuple[Tensor, Tensor | None]:
+    """Check (``symmetrize=None``) or make (``"mean"``, ``"add"``, ``"max"``, ``"min"``) the graph undirected."""
+    if symmetrize is None:
+        check_undirected(edge_index, edge_weight, num_nodes)
+        return edge_index, edge_weight
+    return symmetrize_graph(edge_index, edge_weight, num_nodes, symmetrize)
 
 
 def laplacian_coo(
@@ -19,6 +27,7 @@ def laplacian_coo(
     normalization: str | None = None,
     shift: float = 0.0,
     dtype: torch.dtype | None = None,
+    symmetrize: str | None = None,
 ) -> tuple[Tensor, Tensor, int]:
     r"""The Laplacian as an ``(indices, values, num_nodes)`` triplet, accepted directly by
     :func:`~pyg_em.linalg.sparse_solve`.
@@ -33,14 +42,15 @@ def laplacian_coo(
     if normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization must be None, 'sym' or 'rw', got {normalization!r}")
     shift = check_positive(shift, "shift", allow_zero=True)
+    if edge_weight is not None:
+        edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+    edge_index, edge_weight = undirected_graph(edge_index, edge_weight, n, symmetrize)
     num_edges = edge_index.size(1)
     if edge_weight is None:
         dtype = dtype or torch.get_default_dtype()
         edge_weight = torch.ones(num_edges, dtype=dtype, device=edge_index.device)
-    else:
-        edge_weight = check_edge_weight(edge_weight, num_edges)
-        if dtype is not None:
-            edge_weight = edge_weight.to(dtype)
+    elif dtype is not None:
+        edge_weight = edge_weight.to(dtype)
     keep = edge_index[0] != edge_index[1]
     row, col = edge_index[0][keep], edge_index[1][keep]
     weight = edge_weight[keep]
@@ -73,6 +83,7 @@ def laplacian(
     normalization: str | None = None,
     shift: float = 0.0,
     dtype: torch.dtype | None = None,
+    symmetrize: str | None = None,
 ) -> Tensor:
     r"""The (optionally normalised and shifted) graph Laplacian as a coalesced sparse COO matrix.
 
@@ -83,7 +94,10 @@ def laplacian(
 
     with :math:`W_{ij}` the weight of edge ``(i, j)`` and :math:`D_{ii} = \sum_j W_{ij}`. The values of the
     returned tensor are differentiable w.r.t. ``edge_weight`` (``A.values()`` after coalescing keeps the graph).
-    For an undirected graph store both directions (PyG's convention); only then is :math:`\mathbf{L}` symmetric.
+    The graph must be undirected: both directions stored (PyG's convention) with equal weights. This is checked
+    (one sort of the edge keys) and a :class:`ValueError` says how to fix it; ``symmetrize`` merges the two
+    directions instead (:func:`torch_geometric.utils.to_undirected`, so ``"add"`` doubles the weight of an edge
+    already stored both ways and ``"mean"`` keeps it).
 
     Args:
         edge_index (torch.Tensor): graph connectivity.
@@ -94,12 +108,15 @@ def laplacian(
             :math:`\mathbf{L} + \varepsilon\mathbf{I}`. (default: :obj:`0.0`)
         dtype (torch.dtype, optional): dtype of the values when ``edge_weight`` is :obj:`None`.
             (default: :obj:`None`, the default dtype)
+        symmetrize (str, optional): :obj:`None` to require an undirected input (a :class:`ValueError`
+            otherwise), or how to merge the weights of the two directions: ``"mean"``, ``"add"``, ``"max"``
+            or ``"min"``. (default: :obj:`None`)
 
     Shapes:
         - **input:** edge_index :math:`(2, E)`, edge_weight :math:`(E,)`
         - **output:** sparse :math:`(N, N)` with at most :math:`E + N` stored entries
     """
-    indices, values, n = laplacian_coo(edge_index, edge_weight, num_nodes, normalization, shift, dtype)
+    indices, values, n = laplacian_coo(edge_index, edge_weight, num_nodes, normalization, shift, dtype, symmetrize)
     return torch.sparse_coo_tensor(indices, values, (n, n), check_invariants=False).coalesce()
 
 
@@ -109,6 +126,7 @@ def laplacian_matvec(
     x: Tensor,
     num_nodes: int | None = None,
     shift: float = 0.0,
+    symmetrize: str | None = None,
 ) -> Tensor:
     r"""Compute :math:`(\mathbf{D} - \mathbf{W} + s\mathbf{I})\,\mathbf{x}` by gather/scatter in
     :math:`O(E \cdot F)`, differentiable w.r.t. ``edge_weight`` and ``x`` (CPU and CUDA, no sparse tensor).
@@ -121,10 +139,26 @@ def laplacian_matvec(
         x (torch.Tensor): node signals :math:`(N,)` or :math:`(N, F)`.
         num_nodes (int, optional): number of nodes. (default: :obj:`None`, ``x.size(0)``)
         shift (float, optional): diagonal shift :math:`s`. (default: :obj:`0.0`)
+        symmetrize (str, optional): as in :func:`laplacian`: :obj:`None` requires an undirected graph.
+            (default: :obj:`None`)
+
+    Raises:
+        TypeError, ValueError: malformed ``edge_index``/``edge_weight``/``x`` (the shared validators of
+            :mod:`pyg_em.validation`), or a graph that is not undirected.
     """
+    if not isinstance(x, Tensor) or x.dim() not in (1, 2):
+        raise TypeError(f"x must be a torch.Tensor of shape (N,) or (N, F), got "
+                        f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
+    check_features(x, "x", dim=x.dim())
     n = x.size(0) if num_nodes is None else num_nodes
     if x.size(0) != n:
         raise ValueError(f"x has {x.size(0)} rows but num_nodes={n}")
+    edge_index = check_edge_index(edge_index, num_nodes=n)
+    edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+    shift = check_positive(shift, "shift", allow_zero=True)
+    if edge_weight is not None and edge_weight.dtype != x.dtype:
+        raise TypeError(f"edge_weight has dtype {edge_weight.dtype} but x has dtype {x.dtype}")
+    edge_index, edge_weight = undirected_graph(edge_index, edge_weight, n, symmetrize)
     row, col = edge_index[0], edge_index[1]
     diff = x.index_select(0, row) - x.index_select(0, col)
     if edge_weight is not None:

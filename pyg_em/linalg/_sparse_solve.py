@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_em.linalg._symmetry import asymmetry
 from pyg_em.linalg.cg import batched_pcg, default_tol
+from pyg_em.linalg.errors import ConvergenceWarning
 from pyg_em.validation import check_positive_int, is_validation_enabled
 
 #: On CPU, ``method='auto'`` factorises (scipy SuperLU) up to this many unknowns and runs PCG above it. Sparse LU
@@ -24,8 +26,19 @@ AUTO_DIRECT_MAX_NODES = 2048
 #: below it the (N, k) block fits in cache and the reordering would not pay for itself).
 RCM_MIN_NODES = 50_000
 
+#: With ``preconditioner='auto'`` on CPU from this size on, CG starts with Jacobi for
+#: ``AUTO_PROBE_ITERATIONS`` iterations and switches to AMG (:class:`~pyg_em.linalg.AMGPreconditioner`)
+#: when the residual's rate predicts more than ``AMG_BREAK_EVEN_ITERATIONS`` further Jacobi iterations.
+AUTO_AMG_MIN_NODES = 20_000
+AUTO_PROBE_ITERATIONS = 30
+#: An AMG-PCG iteration costs about 3 Jacobi-PCG iterations (two smoothing matvecs and the coarse levels) and the
+#: setup about 40 more; AMG converged in 15-25 iterations on the geometric graphs measured (benchmarks/RESULTS.md),
+#: so it pays from about this many remaining Jacobi iterations.
+AMG_BREAK_EVEN_ITERATIONS = 120
+
 _METHODS = ("auto", "cg", "direct")
-_PRECONDITIONERS = ("jacobi", None)
+_PRECONDITIONERS = ("auto", "jacobi", "amg", None)
+_SOLVER_DTYPES = (torch.float32, torch.float64)
 
 
 def as_sparse_triplet(A: Any, name: str = "A", square: bool = True) -> tuple[Tensor, Tensor, tuple[int, int]]:
@@ -68,16 +81,23 @@ def as_sparse_triplet(A: Any, name: str = "A", square: bool = True) -> tuple[Ten
         raise ValueError(f"{name} must be a 2-D matrix, got shape {shape}")
     if square and shape[0] != shape[1]:
         raise ValueError(f"{name} must be square, got shape {shape}")
-    if not values.is_floating_point():
-        raise TypeError(f"{name} must have floating-point values, got {values.dtype}")
+    check_solver_dtype(values, name)
     return indices, values, shape
+
+
+def check_solver_dtype(t: Tensor, name: str) -> None:
+    """The sparse solvers run in float32 or float64 (as ``torch.linalg.solve``); reject anything else up front."""
+    if t.dtype not in _SOLVER_DTYPES:
+        raise TypeError(
+            f"{name} has dtype {t.dtype}, but the sparse solvers support float32 and float64 only (as "
+            f"torch.linalg.solve); convert it with .float() or .double()"
+        )
 
 
 def _check_rhs(B: Any, n: int, values: Tensor, name: str = "B") -> Tensor:
     if not isinstance(B, Tensor) or B.layout != torch.strided:
         raise TypeError(f"{name} must be a dense torch.Tensor of shape (N,) or (N, k)")
-    if not B.is_floating_point():
-        raise TypeError(f"{name} must be floating point, got {B.dtype}")
+    check_solver_dtype(B, name)
     if B.dim() not in (1, 2) or B.size(0) != n:
         raise ValueError(f"{name} must have shape ({n},) or ({n}, k), got {tuple(B.shape)}")
     if B.device != values.device:
@@ -92,24 +112,76 @@ def check_finite(t: Tensor, name: str) -> None:
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
-def check_not_singular(indices: Tensor, values: Tensor, name: str = "A") -> None:
-    r"""Reject a (numerically) singular symmetric PSD matrix such as an unshifted Laplacian.
+def _diagonal(indices: Tensor, values: Tensor, n: int) -> Tensor:
+    on_diag = indices[0] == indices[1]
+    return values.new_zeros(n).index_add_(0, indices[0][on_diag], values[on_diag])
 
-    For SPD :math:`\mathbf{A}`, :math:`\mathbf{1}^\top\mathbf{A}\mathbf{1} > 0`; a PSD matrix with
-    :math:`\mathbf{1}^\top\mathbf{A}\mathbf{1} = 0` has :math:`\mathbf{A}\mathbf{1} = 0`. So a sum of all stored
-    values that vanishes to rounding (relative to :math:`\sum|a_{ij}|`) means a zero eigenvalue -- the
-    :math:`\varepsilon = 0` Laplacian, connected or not. Costs one pass over the values.
+
+def check_symmetric(indices: Tensor, values: Tensor, n: int, name: str = "A") -> None:
+    """Raise a :class:`ValueError` when ``A`` differs from its transpose (one sort of the nnz keys)."""
+    found = asymmetry(indices, values, n)
+    if found is not None:
+        i, j, a, b, count = found
+        where = f"{count} entries differ" if count >= 0 else "its mirror is not stored"
+        raise ValueError(
+            f"{name} is not symmetric: A[{i}, {j}] = {a:.6g} but A[{j}, {i}] = {b:.6g} ({where}). "
+            "method='auto' and 'cg' need a symmetric positive-definite matrix: build a Laplacian from an "
+            "undirected graph (torch_geometric.utils.to_undirected, reduce='mean' for per-direction weights, or "
+            "laplacian(..., symmetrize='mean')), or use method='direct' for a general non-singular matrix"
+        )
+
+
+def check_spd_necessary(indices: Tensor, values: Tensor, n: int, name: str = "A") -> None:
+    r"""Cheap necessary conditions for a symmetric :math:`\mathbf{A}` to be positive definite to working precision.
+
+    A positive diagonal, and :math:`\mathbf{1}^\top\mathbf{A}\mathbf{1}/N > \epsilon \max_i a_{ii}`: the
+    Rayleigh quotient bounds :math:`\lambda_{\min} \le \mathbf{1}^\top\mathbf{A}\mathbf{1}/N` while
+    :math:`\lambda_{\max} \ge \max_i a_{ii}`, so otherwise :math:`\mathbf{A}` is indefinite or has condition
+    number :math:`\ge 1/\epsilon` (an unshifted Laplacian). The scale is the matrix's own, so
+    :math:`\mathbf{L}` with weights :math:`10^{12}` plus :math:`0.01\mathbf{I}` passes.
     """
-    if not is_validation_enabled() or values.numel() == 0:
+    if not is_validation_enabled():
         return
     v = values.detach()
-    total, scale = v.sum(), v.abs().sum()
-    if bool(total.abs() <= 64 * torch.finfo(v.dtype).eps * scale):
+    diag = _diagonal(indices, v, n)
+    if not bool((diag > 0).all()):
         raise ValueError(
-            f"{name} is singular: its entries sum to zero, so the constant vector is in its nullspace (an "
-            "unshifted Laplacian; every connected component adds one zero eigenvalue). Use a positive shift "
+            f"{name} has a non-positive diagonal entry, so it is not positive definite (method='auto' and 'cg' "
+            "need SPD; method='direct' solves any non-singular matrix)"
+        )
+    _check_rayleigh(indices, v, n, diag, name)
+
+
+def _check_rayleigh(indices: Tensor, v: Tensor, n: int, diag: Tensor, name: str) -> None:
+    # Row sums first, in float64, so the total carries the rounding of a row, not of all nnz at once.
+    row_sums = torch.zeros(n, dtype=torch.float64, device=v.device).index_add_(0, indices[0], v.double())
+    mean = float(row_sums.sum()) / n
+    bound = torch.finfo(v.dtype).eps * float(diag.abs().max())
+    if mean <= bound:
+        raise ValueError(
+            f"{name} is singular or indefinite to working precision: 1^T A 1 / N = {mean:.3e} <= eps * max_i "
+            f"a_ii = {bound:.3e}, so the constant vector is (nearly) in its nullspace (an unshifted Laplacian; "
+            "every connected component adds one zero eigenvalue). Use a positive shift "
             "(laplacian(..., shift=eps)) or LaplacianPseudoInverse for the pseudo-inverse"
         )
+
+
+def check_laplacian_like_singular(indices: Tensor, values: Tensor, n: int, name: str = "A") -> None:
+    """For ``method='direct'``: the Rayleigh test of :func:`check_spd_necessary`, applied only where it is
+    rigorous for a general solver -- symmetric, diagonally dominant matrices with non-positive off-diagonals
+    (shifted Laplacians), which are positive semi-definite, so a small Rayleigh quotient means singular."""
+    if not is_validation_enabled():
+        return
+    v = values.detach()
+    off = indices[0] != indices[1]
+    if bool((v[off] > 0).any()):
+        return
+    diag = _diagonal(indices, v, n)
+    row_sums = torch.zeros(n, dtype=torch.float64, device=v.device).index_add_(0, indices[0], v.double())
+    slack = 64 * torch.finfo(v.dtype).eps * diag.abs().double()
+    if not bool((diag > 0).all()) or bool((row_sums < -slack).any()) or asymmetry(indices, values, n) is not None:
+        return
+    _check_rayleigh(indices, v, n, diag, name)
 
 
 class _LinearSystem:
@@ -145,16 +217,32 @@ class _LinearSystem:
             from scipy.sparse.linalg import splu
 
             rows, cols = (self.cols, self.rows) if self.transpose else (self.rows, self.cols)
+            # Factorised in float64 whatever the input dtype: float32 values are exact in float64, and a float32
+            # LU of L + 1e-5 I would lose most digits of its smallest pivot.
             mat = sp.csc_matrix(
-                (values.detach().cpu().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())), shape=(self.n, self.n)
+                (values.detach().cpu().double().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())),
+                shape=(self.n, self.n),
             )
             try:
                 # scipy's default COLAMD ordering: MMD_AT_PLUS_A gave less fill on a 5k-node SBM but did not
                 # finish within 100 s on a 50k-node geometric graph, where COLAMD factorises in 1.7 s.
-                self.cache["lu"] = splu(mat, permc_spec="COLAMD")
-                self.cache["lu_transpose"] = self.transpose
+                lu = splu(mat, permc_spec="COLAMD")
             except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
                 raise ValueError(f"{self.name} is singular ({exc}); use a positive shift") from exc
+            # Singular to working precision when a pivot is below eps (of the input's dtype) times the scale of
+            # its own column: the factorisation's verdict, scaled to the matrix. Per column, not against the
+            # largest pivot, so graded matrices (weights spread over 1e-12..1e12) that LU solves accurately pass.
+            pivots = np.abs(lu.U.diagonal())
+            col_scale = abs(mat).max(axis=0).toarray().ravel()[np.argsort(lu.perm_c)]
+            ratio = pivots / np.maximum(col_scale, np.finfo(np.float64).tiny)
+            worst = int(np.argmin(ratio))
+            if is_validation_enabled() and not ratio[worst] > torch.finfo(values.dtype).eps:
+                raise ValueError(
+                    f"{self.name} is singular to working precision: its LU factor has a pivot of "
+                    f"{pivots[worst]:.3e} in a column of scale {col_scale[worst]:.3e}. For a Laplacian use a "
+                    "positive shift (laplacian(..., shift=eps)) or LaplacianPseudoInverse"
+                )
+            self.cache["lu"], self.cache["lu_transpose"] = lu, self.transpose
         return self.cache["lu"]
 
     def _csr(self, values: Tensor, scale: Tensor | None) -> Tensor:
@@ -196,15 +284,13 @@ class _LinearSystem:
         if self.method == "direct":
             lu = self._lu(values)
             trans = "T" if self.transpose != self.cache["lu_transpose"] else "N"
-            dtype = np.float64 if B.dtype == torch.float64 else np.float32
-            rhs = np.ascontiguousarray(B.detach().cpu().numpy(), dtype=lu.L.dtype)
-            out = lu.solve(rhs, trans=trans).astype(dtype, copy=False)
-            return torch.from_numpy(out).to(B.device)
+            rhs = np.ascontiguousarray(B.detach().cpu().numpy(), dtype=np.float64)
+            return torch.from_numpy(lu.solve(rhs, trans=trans)).to(device=B.device, dtype=B.dtype)
         # Jacobi preconditioning as the symmetric scaling S = D^-1/2 A D^-1/2, y = D^1/2 x: the same iterates as
         # PCG with M = diag(A), but the preconditioner costs nothing per iteration and r^T z is the squared
         # residual norm, saving two of the ~9 passes over the (N, k) block. The stopping rule then reads
         # ||D^-1/2 (B - A X)|| <= tol ||D^-1/2 B|| per column.
-        scale = self._diag(values).rsqrt() if self.preconditioner == "jacobi" else None
+        scale = self._diag(values).rsqrt() if self.preconditioner is not None else None
         csr = self._csr(values, scale)
         rhs = B.detach()
         if scale is not None:
@@ -215,13 +301,77 @@ class _LinearSystem:
         if perm is not None:
             rhs = rhs.index_select(0, perm)
             x0 = x0.index_select(0, perm) if x0 is not None else None
-        Y, self.iterations = batched_pcg(
-            lambda V: csr @ V, rhs, x0=x0, tol=self.tol, atol=self.atol, maxiter=self.maxiter,
-            strict=self.strict, name=self.name,
-        )
+        Y = self._pcg(csr, rhs, x0)
         if perm is not None:
             Y = Y.index_select(0, self.cache["inv"])
         return Y * (scale if Y.dim() == 1 else scale.unsqueeze(-1)) if scale is not None else Y
+
+    def _choice(self, device: torch.device) -> str | None:
+        """The preconditioner CG runs with: fixed, or for ``"auto"`` decided by the first solve (``"undecided"``)
+        and shared with the transposed view, so the backward reuses the forward's choice and AMG hierarchy."""
+        if self.preconditioner != "auto":
+            return self.preconditioner
+        if "choice" not in self.cache:
+            large_cpu = device.type == "cpu" and self.n >= AUTO_AMG_MIN_NODES and _pyamg_available()
+            self.cache["choice"] = "undecided" if large_cpu else "jacobi"
+        return self.cache["choice"]
+
+    def _amg(self, csr: Tensor) -> Any:
+        """The AMG hierarchy of the (Jacobi-scaled, renumbered) matrix CG runs on, built once per system."""
+        if "amg" not in self.cache:
+            import scipy.sparse as sp
+
+            from pyg_em.linalg.amg import AMGPreconditioner
+
+            mat = sp.csr_matrix((csr.values().double().numpy(), csr.col_indices().numpy(),
+                                 csr.crow_indices().numpy()), shape=(self.n, self.n))
+            # The scaled matrix S = D^-1/2 A D^-1/2 nearly annihilates D^1/2 1 (A 1 = shift 1 is small): the
+            # near-nullspace the aggregates must interpolate.
+            near_null = self.cache["diag"].double().sqrt()
+            perm = self.cache.get("perm")
+            near_null = near_null.index_select(0, perm) if perm is not None else near_null
+            self.cache["amg"] = AMGPreconditioner(mat, near_null.numpy(), dtype=csr.dtype, fine=csr)
+        return self.cache["amg"]
+
+    def _pcg(self, csr: Tensor, rhs: Tensor, x0: Tensor | None) -> Tensor:
+        def matvec(V: Tensor) -> Tensor:
+            return csr @ V
+
+        choice = self._choice(rhs.device)
+        spent = 0
+        if choice == "undecided":
+            # Probe with Jacobi; extrapolate its residual's rate to the iterations still needed.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                x0, spent = batched_pcg(matvec, rhs, x0=x0, tol=self.tol, atol=self.atol,
+                                        maxiter=AUTO_PROBE_ITERATIONS, strict=False, name=self.name)
+            Bm = rhs if rhs.dim() == 2 else rhs.unsqueeze(-1)
+            X = x0 if x0.dim() == 2 else x0.unsqueeze(-1)
+            norm_b = torch.linalg.vector_norm(Bm, dim=0).clamp_min(torch.finfo(rhs.dtype).tiny)
+            rel = float((torch.linalg.vector_norm(Bm - matvec(X), dim=0) / norm_b).max())
+            if rel <= self.tol:
+                self.cache["choice"] = "jacobi"
+            else:
+                rate = rel ** (1.0 / max(spent, 1))
+                remaining = np.log(self.tol / rel) / np.log(rate) if rate < 1 else float("inf")
+                self.cache["choice"] = "amg" if remaining > AMG_BREAK_EVEN_ITERATIONS else "jacobi"
+            choice = self.cache["choice"]
+        maxiter = self.maxiter if self.maxiter is not None else min(10 * self.n, 20000)
+        Y, iterations = batched_pcg(
+            matvec, rhs, x0=x0, tol=self.tol, atol=self.atol, maxiter=max(maxiter - spent, 0),
+            strict=self.strict, name=self.name,
+            precondition=self._amg(csr) if choice == "amg" else None,
+        )
+        self.iterations = spent + iterations
+        return Y
+
+
+def _pyamg_available() -> bool:
+    try:
+        import pyamg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _rcm_order(rows: Tensor, cols: Tensor, n: int) -> tuple[Tensor, Tensor]:
@@ -294,7 +444,7 @@ def sparse_solve(
     A: Any,
     B: Tensor,
     method: str = "auto",
-    preconditioner: str | None = "jacobi",
+    preconditioner: str | None = "auto",
     tol: float | None = None,
     maxiter: int | None = None,
     x0: Tensor | None = None,
@@ -312,21 +462,37 @@ def sparse_solve(
     Backends:
 
     - ``"cg"``: batched preconditioned conjugate gradients, all :math:`k` columns per pass with per-column
-      step sizes and convergence (:func:`~pyg_em.linalg.cg.batched_pcg`); CPU and CUDA. Assumes ``A``
-      symmetric, so gradients w.r.t. ``values`` are meaningful along symmetric perturbations (e.g. through
-      :func:`~pyg_em.linalg.laplacian` of edge weights).
-    - ``"direct"``: scipy's sparse LU (SuperLU), CPU only; factorised once in the forward pass and reused
-      for every backward solve (transposed solves use the same factor). Works for any non-singular ``A``.
-    - ``"auto"``: ``"cg"`` on accelerators; on CPU ``"direct"`` up to
-      :data:`AUTO_DIRECT_MAX_NODES` unknowns and ``"cg"`` above.
+      step sizes and convergence (:func:`~pyg_em.linalg.cg.batched_pcg`); CPU and CUDA. Needs ``A``
+      symmetric positive definite: symmetry (to :math:`\sqrt{\epsilon}`, one sort of the nnz keys), a positive
+      diagonal and :math:`\mathbf{1}^\top\mathbf{A}\mathbf{1}/N > \epsilon\max_i a_{ii}` are checked up
+      front (:class:`ValueError` otherwise), so a non-symmetric or unshifted Laplacian fails at once.
+    - ``"direct"``: scipy's sparse LU (SuperLU, in float64), CPU only; factorised once in the forward pass and
+      reused for every backward solve (transposed solves use the same factor). Works for any non-singular
+      ``A``, symmetric or not; singular to working precision means a pivot below :math:`\epsilon` times the
+      largest (:math:`\epsilon` of the input dtype).
+    - ``"auto"``: requires SPD input as ``"cg"`` does, at every size, then runs ``"cg"`` on accelerators and
+      on CPU ``"direct"`` up to :data:`AUTO_DIRECT_MAX_NODES` unknowns and ``"cg"`` above.
+
+    Preconditioners of CG:
+
+    - ``"jacobi"``: the symmetric scaling :math:`\mathbf{D}^{-1/2}\mathbf{A}\mathbf{D}^{-1/2}`; CPU and CUDA.
+    - ``"amg"``: a smoothed-aggregation multigrid V-cycle (:class:`~pyg_em.linalg.AMGPreconditioner`, pyamg's
+      setup), CPU only; built once per matrix and reused by every backward solve. Its iteration count barely
+      grows as the shift shrinks, where Jacobi's grows like :math:`1/\sqrt{\text{shift}}`.
+    - ``"auto"``: Jacobi on accelerators and below ``AUTO_AMG_MIN_NODES`` (20,000) unknowns; on CPU above, CG starts
+      with Jacobi and switches to AMG (warm-started) when, after ``AUTO_PROBE_ITERATIONS`` (30) iterations, the
+      residual's rate predicts more than ``AMG_BREAK_EVEN_ITERATIONS`` (120) more -- ill-conditioned geometric
+      graphs with a small shift; expanders (SBMs) and large shifts stay with Jacobi.
+    - :obj:`None`: plain CG.
 
     Args:
         A (torch.Tensor or tuple): sparse COO/CSR tensor :math:`(N, N)` or ``(indices, values, N)`` with
             ``indices`` of shape :math:`(2, \mathrm{nnz})` (duplicates are summed).
         B (torch.Tensor): dense right-hand side(s) :math:`(N,)` or :math:`(N, k)`, same dtype/device as ``A``.
         method (str, optional): ``"auto"``, ``"cg"`` or ``"direct"``. (default: ``"auto"``)
-        preconditioner (str, optional): ``"jacobi"`` or :obj:`None` (CG only). (default: ``"jacobi"``)
-        tol (float, optional): relative residual tolerance of CG per column; with Jacobi, of the scaled
+        preconditioner (str, optional): ``"auto"``, ``"jacobi"``, ``"amg"`` or :obj:`None` (CG only).
+            (default: ``"auto"``)
+        tol (float, optional): relative residual tolerance of CG per column; with Jacobi or AMG, of the scaled
             residual :math:`\|\mathbf{D}^{-1/2}(\mathbf{b} - \mathbf{A}\mathbf{x})\| \le \mathrm{tol}\,
             \|\mathbf{D}^{-1/2}\mathbf{b}\|`. (default: :obj:`None`, ``1e-10``
             in float64, ``1e-5`` in float32)
@@ -338,8 +504,10 @@ def sparse_solve(
         atol (float, optional): absolute residual tolerance of CG. (default: :obj:`0.0`)
 
     Raises:
-        ValueError: non-finite ``A``/``B``/``x0``, a singular ``A`` (e.g. a Laplacian without shift), a
-            non-positive diagonal, ``method="direct"`` on a non-CPU device.
+        TypeError: ``A`` or ``B`` not float32/float64 (float16 and bfloat16 included), mismatched dtypes.
+        ValueError: non-finite ``A``/``B``/``x0``; a singular ``A`` (e.g. a Laplacian without shift); for
+            ``"auto"``/``"cg"`` a non-symmetric ``A`` or a non-positive diagonal; ``method="direct"`` or
+            ``preconditioner="amg"`` on a non-CPU device.
         ConvergenceError: CG did not reach ``tol`` within ``maxiter`` (with ``strict=True``).
 
     Shapes:
@@ -352,7 +520,7 @@ def sparse_solve(
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if preconditioner not in _PRECONDITIONERS:
-        raise ValueError(f"preconditioner must be 'jacobi' or None, got {preconditioner!r}")
+        raise ValueError(f"preconditioner must be one of {_PRECONDITIONERS}, got {preconditioner!r}")
     if tol is not None and not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     if maxiter is not None:
@@ -365,11 +533,21 @@ def sparse_solve(
         x0 = x0.detach()
     check_finite(values, "A")
     check_finite(B, "B")
+    if preconditioner == "amg" and values.device.type != "cpu":
+        raise ValueError(f"preconditioner='amg' builds its hierarchy with pyamg on CPU tensors; A is on "
+                         f"{values.device} (use 'jacobi' or 'auto')")
+    if method in ("auto", "cg"):
+        # Both need SPD; checking at every size keeps 'auto' from succeeding (LU) below AUTO_DIRECT_MAX_NODES
+        # and failing (CG) above it on the same kind of input.
+        if is_validation_enabled():
+            check_symmetric(indices, values, n, "A")
+        check_spd_necessary(indices, values, n, "A")
+    else:
+        check_laplacian_like_singular(indices, values, n, "A")
     if method == "auto":
         method = "direct" if values.device.type == "cpu" and n <= AUTO_DIRECT_MAX_NODES else "cg"
     if method == "direct" and values.device.type != "cpu":
         raise ValueError(f"method='direct' runs scipy on CPU tensors; A is on {values.device} (use 'cg' or 'auto')")
-    check_not_singular(indices, values, "A")
     system = _LinearSystem(indices, n, method, preconditioner, tol if tol is not None else default_tol(B.dtype),
                            atol, maxiter, strict)
     return SparseSolveFunction.apply(values, B, system, x0)

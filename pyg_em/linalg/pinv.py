@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from pyg_em.linalg._laplacian import laplacian_coo
-from pyg_em.linalg._sparse_solve import SparseSolveFunction, _LinearSystem, check_finite
+from pyg_em.linalg._laplacian import laplacian_coo, undirected_graph
+from pyg_em.linalg._sparse_solve import SparseSolveFunction, _LinearSystem, check_finite, check_solver_dtype
 from pyg_em.linalg.cg import default_tol
 from pyg_em.linalg.errors import ConvergenceError
 from pyg_em.validation import check_edge_index, check_edge_weight, check_positive, check_positive_int, resolve_num_nodes
 
 _METHODS = ("cg", "neumann", "lowrank", "direct")
+#: Default iteration cap of ``"neumann"`` (its rate depends on the spectrum, not on N: K5 with eps = 0.1 needs
+#: about 2000 terms at tol 1e-10).
+NEUMANN_MAXITER = 20000
+#: ``"lowrank"`` warns when an eigenvalue it inverts may be off by more than this fraction: dense ``eigh`` and
+#: ``eigsh`` give eigenvalues to about eps * lambda_max, so 1/lambda is unreliable where lambda approaches that.
+LOWRANK_MAX_RELATIVE_ERROR = 1e-3
 
 
 def connected_components(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[int, Tensor]:
@@ -59,15 +67,23 @@ class LaplacianPseudoInverse:
       spectral radius :math:`\le \max_i d_i/(d_i+\varepsilon) < 1`) for ``eps>0``; the lazy splitting
       :math:`\omega = 1/2` for ``eps=0``, whose eigenvalues lie in :math:`[0, 1]` with 1 only on the
       nullspace, which :math:`\mathbf{P}\mathbf{B}` does not excite. Stops when a term falls below ``tol``
-      (relative), otherwise raises :class:`~pyg_em.linalg.ConvergenceError`.
+      (relative), otherwise raises :class:`~pyg_em.linalg.ConvergenceError`. A right-hand side the operator
+      maps to zero (graphs without edges, zero weights) gives zero.
     - ``"lowrank"``: :math:`\mathbf{V}_r\mathrm{diag}(1/\lambda)\mathbf{V}_r^\top` from the ``rank`` smallest
       non-zero eigenpairs (dense ``eigh`` up to 2048 nodes, scipy's shift-invert ``eigsh`` above). Exact when
       ``rank`` covers all non-zero eigenvalues; otherwise the best rank-``rank`` approximation of the
-      (pseudo-)inverse.
+      (pseudo-)inverse. A graph without a non-zero eigenvalue (no edges, ``eps=0``) gives zero, as
+      ``numpy.linalg.pinv``. Computed eigenvalues are accurate to about :math:`\epsilon\lambda_{\max}`, so
+      when :math:`10\,\epsilon\lambda_{\max}/\lambda` exceeds ``LOWRANK_MAX_RELATIVE_ERROR`` (0.1 %) for an inverted
+      :math:`\lambda` (weights spread over many orders of magnitude) it warns that the result is inaccurate and
+      that ``"cg"``/``"direct"`` are exact.
 
     Gradients: ``"cg"``/``"direct"`` are differentiable w.r.t. ``edge_weight`` (sparse gradients, see
     :class:`~pyg_em.linalg.SparseSolveFunction`) and ``B``; ``"neumann"`` is differentiated by
     unrolling its iterations; ``"lowrank"`` only w.r.t. ``B`` (the eigenpairs are constants).
+
+    The graph must be undirected (both directions, equal weights; checked by one sort of the edge keys, a
+    :class:`ValueError` says how to fix it) unless ``symmetrize`` merges the two directions.
 
     Args:
         edge_index (torch.Tensor): graph connectivity (both directions of undirected edges).
@@ -79,7 +95,11 @@ class LaplacianPseudoInverse:
             ``min(32, N - components)``)
         tol (float, optional): relative tolerance of CG / Neumann. (default: :obj:`None`, ``1e-10`` in float64,
             ``1e-5`` in float32)
-        maxiter (int, optional): iteration cap of CG / Neumann. (default: :obj:`None`, ``min(10 N, 20000)``)
+        maxiter (int, optional): iteration cap of CG / Neumann. (default: :obj:`None`, ``min(10 N, 20000)``
+            for CG, ``NEUMANN_MAXITER`` (20,000) for Neumann)
+        symmetrize (str, optional): :obj:`None` to require an undirected graph, or ``"mean"``, ``"add"``,
+            ``"max"``, ``"min"`` to merge the two directions' weights
+            (:func:`torch_geometric.utils.to_undirected`). (default: :obj:`None`)
 
     Shapes:
         - **input:** B :math:`(N,)` or :math:`(N, k)`
@@ -91,12 +111,14 @@ class LaplacianPseudoInverse:
 
     def __init__(self, edge_index: Tensor, edge_weight: Tensor | None = None, num_nodes: int | None = None,
                  method: str = "cg", eps: float = 0.0, rank: int | None = None, tol: float | None = None,
-                 maxiter: int | None = None):
+                 maxiter: int | None = None, symmetrize: str | None = None):
         edge_index = check_edge_index(edge_index)
         num_nodes = resolve_num_nodes(edge_index, num_nodes)
         check_edge_index(edge_index, num_nodes=num_nodes)
         if edge_weight is not None:
             edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+            check_solver_dtype(edge_weight, "edge_weight")
+        edge_index, edge_weight = undirected_graph(edge_index, edge_weight, num_nodes, symmetrize)
         if method not in _METHODS:
             raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
         self.eps = check_positive(eps, "eps", allow_zero=True)
@@ -181,15 +203,16 @@ class LaplacianPseudoInverse:
             return torch.zeros_like(x).index_add(0, row, prod)
 
         tol = self.tol if self.tol is not None else default_tol(B.dtype)
-        maxiter = self.maxiter if self.maxiter is not None else min(10 * self.num_nodes, 20000)
+        maxiter = self.maxiter if self.maxiter is not None else NEUMANN_MAXITER
         term = inv * b
         x = term
-        scale = torch.linalg.vector_norm(x).clamp_min(torch.finfo(B.dtype).tiny)
+        tiny = torch.finfo(B.dtype).tiny
         rel = float("inf")
         for it in range(1, maxiter + 1):
             term = term - inv * lap(term)  # T term, with T = I - omega D^-1 L_eps
             x = x + term
-            rel = float(torch.linalg.vector_norm(term) / torch.linalg.vector_norm(x).clamp_min(scale * 1e-300))
+            # A zero right-hand side (after the projection: no edges, zero weights) gives x = term = 0: rel = 0.
+            rel = float(torch.linalg.vector_norm(term) / torch.linalg.vector_norm(x).clamp_min(tiny))
             if rel <= tol:
                 return self.project(x) if singular else x
             if it % 50 == 0 and not rel < 1e30:
@@ -204,15 +227,18 @@ class LaplacianPseudoInverse:
             skip = self.num_components if self.eps == 0 else 0
             available = self.num_nodes - skip
             rank = min(self.rank if self.rank is not None else 32, available)
-            if available < 1:
-                raise ValueError("the graph has no non-zero Laplacian eigenvalue (no edges)")
             indices, values = self._laplacian(dtype)
             values = values.detach()
+            if available < 1:  # no non-zero eigenvalue (no edges, eps = 0): the pseudo-inverse is 0
+                empty = values.new_zeros(0)
+                self._eig = (empty, values.new_zeros(self.num_nodes, 0))
+                return self._eig
             if self.num_nodes <= 2048:
-                dense = torch.zeros(self.num_nodes, self.num_nodes, dtype=dtype, device=values.device)
-                dense.index_put_((indices[0], indices[1]), values, accumulate=True)
+                # eigh in float64 whatever the dtype: the smallest eigenvalues, the ones inverted, need it most.
+                dense = torch.zeros(self.num_nodes, self.num_nodes, dtype=torch.float64, device=values.device)
+                dense.index_put_((indices[0], indices[1]), values.double(), accumulate=True)
                 lam, vec = torch.linalg.eigh(dense)
-                lam, vec = lam[skip:skip + rank], vec[:, skip:skip + rank]
+                lam, vec = lam[skip:skip + rank].to(dtype), vec[:, skip:skip + rank].to(dtype)
             else:
                 import scipy.sparse as sp
                 from scipy.sparse.linalg import eigsh
@@ -226,11 +252,29 @@ class LaplacianPseudoInverse:
                 order = np.argsort(lam_np)[skip:]
                 lam = torch.as_tensor(lam_np[order], dtype=dtype, device=values.device)
                 vec = torch.as_tensor(vec_np[:, order], dtype=dtype, device=values.device)
+            self._warn_if_inaccurate(indices, values, lam)
             self._eig = (lam, vec)
         return self._eig
 
+    def _warn_if_inaccurate(self, indices: Tensor, values: Tensor, lam: Tensor) -> None:
+        """Warn when the inverted eigenvalues are within rounding (eps * lambda_max) of zero."""
+        absrow = values.abs().new_zeros(self.num_nodes).index_add_(0, indices[0], values.abs())
+        lam_max = float(absrow.max())  # Gershgorin: lambda_max <= max_i sum_j |a_ij|
+        lam_min = float(lam.min())
+        rounding = 10 * torch.finfo(torch.float64).eps * lam_max
+        error = rounding / lam_min if lam_min > 0 else float("inf")
+        if error > LOWRANK_MAX_RELATIVE_ERROR:
+            warnings.warn(
+                f"LaplacianPseudoInverse(method='lowrank') is inaccurate here: it inverts an eigenvalue "
+                f"{lam_min:.3e} computed to about 10 eps lambda_max = {rounding:.3e} (relative error "
+                f"up to {min(error, 1e9):.1%}; the weights span many orders of magnitude). method='direct' or 'cg' "
+                "is exact", RuntimeWarning, stacklevel=4,
+            )
+
     def _lowrank(self, B: Tensor) -> Tensor:
         lam, vec = self.eigenpairs(B.dtype)
+        if lam.numel() == 0:
+            return torch.zeros_like(B)
         coef = vec.T @ B
         coef = coef / (lam if B.dim() == 1 else lam.unsqueeze(-1))
         return vec @ coef
@@ -240,6 +284,7 @@ class LaplacianPseudoInverse:
         """Apply the operator to ``B`` of shape :math:`(N,)` or :math:`(N, k)`."""
         if not isinstance(B, Tensor) or not B.is_floating_point():
             raise TypeError("B must be a floating-point torch.Tensor of shape (N,) or (N, k)")
+        check_solver_dtype(B, "B")
         if B.dim() not in (1, 2) or B.size(0) != self.num_nodes:
             raise ValueError(f"B must have shape ({self.num_nodes},) or ({self.num_nodes}, k), got {tuple(B.shape)}")
         if B.device != self.edge_index.device:
