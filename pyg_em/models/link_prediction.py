@@ -11,6 +11,7 @@ as a non-edge.
 
 from __future__ import annotations
 
+import random
 import warnings
 from typing import Any, NamedTuple
 
@@ -47,7 +48,8 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.1, see
         data (Data): Graph with ``x`` and ``edge_index`` (both directions of each undirected edge).
         val_ratio (float): Fraction of edges held out for validation. (default: :obj:`0.05`)
         test_ratio (float): Fraction of edges held out for testing. (default: :obj:`0.1`)
-        seed (int, optional): Seed of the split (the global RNG state is restored afterwards).
+        seed (int, optional): Seed of the split; torch's and Python's global RNG states are restored
+            afterwards, so the split depends on ``data`` and ``seed`` only.
             (default: :obj:`None`)
         is_undirected (bool): Treat ``edge_index`` as undirected. (default: :obj:`True`)
 
@@ -76,10 +78,17 @@ def link_split(data: Data, val_ratio: float = 0.05, test_ratio: float = 0.1, see
                       stacklevel=2)
     transform = T.RandomLinkSplit(num_val=val_ratio, num_test=test_ratio, is_undirected=is_undirected,
                                   split_labels=True, add_negative_train_samples=False)
+    # PyG's negative sampling draws from Python's `random` as well as torch: both are seeded here and restored
+    # afterwards, so that a split depends on (data, seed) only, whatever ran before it.
+    python_state = random.getstate()
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
-        train, val, test = transform(data)
+            random.seed(seed)
+        try:
+            train, val, test = transform(data)
+        finally:
+            random.setstate(python_state)
     if train.pos_edge_label_index.size(1) == 0:
         raise ValueError("the training split has no edges: the graph is too small for these ratios")
     held = [s.pos_edge_label_index for s in (val, test) if "pos_edge_label_index" in s]
