@@ -235,9 +235,10 @@ def case_graph_ntk(name, strategy, chunk_size, check_nodes):
     K, cold, mib = _measure(call)  # first call in the process: includes one-time torch.func/PyG set-up
     print(json.dumps({"seconds": cold, "cold_s": cold, "mib": mib}), flush=True)
     seconds = cold
-    if cold < 30:  # repeat a short call: the table's time is the warm one
+    if cold < 30:  # repeat a short call: the table's time is the warm one, the memory the larger of the two
         del K
-        K, seconds, mib = _measure(call)
+        K, seconds, warm_mib = _measure(call)
+        mib = max(mib, warm_mib)
     nodes = torch.randperm(x.size(0), generator=torch.Generator().manual_seed(1))[:check_nodes]
     reference = _jacrev_trace_kernel(model, x, edge_index, nodes)
     error = ((K[nodes][:, nodes] - reference).abs().max() / reference.abs().max()).item()
@@ -347,7 +348,7 @@ def _graph_only(args, argv) -> None:
         "- Time: a second call in the same process when the first took under 30 s (the first call, in brackets, "
         "includes one-time torch.func / PyG set-up), else the first call.",
         "- Peak extra memory is the rise of the resident set during the call (after the model and data are "
-        "loaded), the N×N kernel included.",
+        "loaded), the N×N kernel included; the larger of the two calls.",
         "- Error: max |K − K_ref| / max |K_ref| on random nodes (64 on the SBM, 32 on Cora), K_ref from "
         "`torch.func.jacrev` of the full-graph output restricted to those nodes.",
     ])

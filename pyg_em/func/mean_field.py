@@ -46,7 +46,7 @@ class MeanFieldReLU(nn.Module):
     :math:`m` neurons contributes :math:`O(1/m^2)`): :math:`m \cdot \mathbf{K}` converges to the arc-cosine
     kernel :func:`~pyg_em.func.ntk_infinite_width` as :math:`m \to \infty`.
 
-    The Jacobian's columns are ordered as :meth:`parameters` yields them: :math:`\mathbf{W}` flattened row-major
+    The Jacobian's columns are ordered as ``parameters()`` yields them: :math:`\mathbf{W}` flattened row-major
     (index :math:`i m + j` for :math:`W_{ij}`), then :math:`\mathbf{a}`; this matches
     :func:`~pyg_em.func.per_sample_jacobian` on this module.
 

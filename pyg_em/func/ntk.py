@@ -4,14 +4,15 @@ Two kinds of "sample" are supported:
 
 * **independent rows** (an MLP on a batch ``X``): every input row is its own sample, so the Jacobian of one row is
   ``jacrev`` of a one-row forward pass, vectorised over rows with ``vmap``;
-* **shared forward** (a GNN on ``(x, edge_index)``): all output nodes come out of one forward pass over the whole
-  graph, so the samples are *output rows*. The forward pass runs once; the Jacobian rows of a chunk of nodes are
-  vector-Jacobian products with one-hot cotangents, vectorised with ``vmap`` and reusing the recorded graph.
+* **shared forward** (a GNN on ``(x, edge_index)`` or a ``Data``): all output nodes come out of one forward pass
+  over the whole graph, so the samples are *output rows*. :func:`empirical_ntk` then differentiates that one pass
+  as a whole (:mod:`pyg_em.func.graph_ntk`: forward mode over parameter chunks or reverse mode over output chunks,
+  whichever is cheaper), or uses the closed form of a recognised PyG ``GCN`` (:mod:`pyg_em.func.gcn_ntk`).
 
-Memory is bounded by ``chunk_size``: at most two chunks of Jacobian rows (``chunk_size x C x P`` each, ``C`` outputs
-per sample, ``P`` parameters) live at once with ``strategy='jacobian'``; ``strategy='ntk_vp'`` keeps one chunk of
-rows and computes the kernel columns as Jacobian-vector products of the model itself (the "NTK-vector product"
-route), so the Jacobian of the first argument is never built.
+Memory is bounded by ``chunk_size``. With ``strategy='jacobian'`` at most two chunks of Jacobian rows
+(``chunk_size x C x P`` each, ``C`` outputs per sample, ``P`` parameters) live at once; ``strategy='ntk_vp'``
+keeps one chunk of rows and computes the kernel columns as Jacobian-vector products of the model itself (the
+"NTK-vector product" route), so the Jacobian of the first argument is never built.
 """
 
 from __future__ import annotations
