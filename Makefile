@@ -40,6 +40,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) lint
 	$(PY) -m pytest; rc=$$?; \
@@ -47,11 +48,19 @@ test: $(STAMP) lint
 	$(MAKE) docs
 
 docs: $(STAMP)
-	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -n -W --keep-going -q -b html docs docs/_build/html
 
 # The fuzz harnesses (tests marked `fuzz`) at the full case count; `make test` runs them CI-sized.
 fuzz: $(STAMP)
 	PYG_EM_FUZZ_CASES=2000 $(PY) -m pytest -m fuzz
+
+# Mutation testing of nn/clusters/models/linalg (config: [tool.mutmut] in pyproject.toml); slow, not in CI.
+# MUTANTS narrows the run, e.g. make mutate MUTANTS='pyg_em.nn.*'; the score per module is printed at the end.
+MUTANTS ?=
+MUTATE_JOBS ?= 2
+mutate: $(STAMP)
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(PY) tests/mutation_score.py mutants
 
 bench: $(STAMP)
 	$(PIP) '.[bench]'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ def library_versions() -> dict[str, str]:
     import torch
     import torch_geometric
 
-    import pyg_em
-
-    versions = {"python": platform.python_version(), "pyg_em": pyg_em.__version__, "torch": torch.__version__,
+    # The installed distribution's version: importing the `pyg_em` package here would make the report layer
+    # depend on everything the package imports (see the import contracts in pyproject.toml).
+    versions = {"python": platform.python_version(), "pyg_em": metadata.version("pyg_em"), "torch": torch.__version__,
                 "torch_geometric": torch_geometric.__version__, "numpy": numpy.__version__,
                 "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
                 "matplotlib": matplotlib.__version__}
