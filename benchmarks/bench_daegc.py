@@ -151,8 +151,8 @@ def main() -> None:
         cells.append(f"{times.mean():.1f} ± {times.std():.1f}")
         rows.append(cells)
     table = markdown_table(["method", "ACC", "NMI", "ARI", "F1", "s / run"], rows)
-    recipe = ("Ours: `DAEGCRecipe()` (= `pyg-em run daegc`) defaults (100 pretraining optimizer steps at lr 5e-3, i.e. 100 "
-              "full-batch epochs or 17 mini-batch epochs of 6 batches, k-means with 20 restarts, "
+    recipe = ("Ours: `DAEGCRecipe()` (= `pyg-em run daegc`) defaults (100 pretraining optimizer steps at lr "
+              "5e-3, i.e. 100 full-batch epochs or 17 mini-batch epochs of 6 batches, k-means with 20 restarts, "
               "self-training at lr 1e-4, no weight decay, 3 sampled non-edges per edge, attention dropout 0.5 in "
               "pretraining, P "
               "refreshed every epoch). PyAGC: its DAEGC with the paper's protocol (a GAT 256-16 encoder written here, "
