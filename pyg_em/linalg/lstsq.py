@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from pyg_em.linalg._sparse_solve import as_sparse_triplet, check_finite
+from pyg_em.linalg._sparse_solve import as_sparse_triplet, check_finite, check_solver_dtype
 from pyg_em.linalg.lsmr import batched_lsmr
 from pyg_em.validation import check_positive_int
 
@@ -109,6 +109,7 @@ def sparse_lstsq(
             otherwise warn. (default: :obj:`True`)
 
     Raises:
+        TypeError: ``A`` or ``B`` not float32/float64.
         ValueError: ``A`` is not tall, shapes mismatch, or inputs are not finite.
 
     Shapes:
@@ -121,6 +122,7 @@ def sparse_lstsq(
         raise ValueError(f"A must be tall (more rows than columns, full column rank), got shape {shape}")
     if not isinstance(B, Tensor) or B.layout != torch.strided or not B.is_floating_point():
         raise TypeError("B must be a dense floating-point torch.Tensor of shape (m,) or (m, k)")
+    check_solver_dtype(B, "B")
     if B.dim() not in (1, 2) or B.size(0) != m:
         raise ValueError(f"B must have shape ({m},) or ({m}, k), got {tuple(B.shape)}")
     if B.device != values.device or B.dtype != values.dtype:
