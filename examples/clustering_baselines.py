@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from pyg_em.datasets import attributed_sbm, load_dataset, planetoid_root
+from pyg_em.recipes import get_recipe
 from pyg_em.report import write_plots
-from pyg_em.runs import RunConfig, run_kmeans, run_spectral
 
 COLUMNS = ("acc", "nmi", "ari", "modularity")
 
@@ -51,8 +51,10 @@ def main() -> None:
         # In smoke mode the plots go to a scratch folder, so that the plotting code runs too.
         out = Path(args.out) if args.out else (Path(scratch) if smoke else None)
         rows = {}
-        for method, runner in (("kmeans", run_kmeans), ("spectral", run_spectral)):
-            result = runner(data, RunConfig(seed=args.seed, method=method, extra={"n_init": 3 if smoke else 10}))
+        for method in ("kmeans", "spectral"):
+            # The recipes behind `pyg-em run kmeans|spectral`; with_settings checks names and types.
+            recipe = get_recipe(method).with_settings(n_init=3 if smoke else 10)
+            result = recipe.run(data, seed=args.seed)
             rows[method] = result.metrics
             if out is not None:
                 plots = write_plots(out / method, labels=result.labels, embedding=result.embedding, truth=data.y,

@@ -1,5 +1,8 @@
 """Mini-batch DAEGC with NeighborLoader on a large synthetic SBM (the DEC target is read by node id).
 
+The lower-level route: build the loss-only ``DAEGC`` model yourself and train it with
+``pyg_em.recipes.fit_daegc`` (the routine ``DAEGCRecipe`` calls); ``batch_size`` switches it to mini-batches.
+
     python examples/daegc_minibatch.py [--nodes 100000] [--batch-size 1024] [--epochs 3]
     python examples/daegc_minibatch.py --smoke
 """
@@ -14,6 +17,7 @@ import time
 from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
+from pyg_em.recipes import fit_daegc
 from pyg_em.train import seed_everything
 
 
@@ -35,8 +39,8 @@ def main() -> None:
     data = attributed_sbm(args.nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, feature_noise=1.5, seed=0)
     model = DAEGC(data.num_features, 8, hidden_channels=64, embedding_channels=16)
     start = time.perf_counter()
-    history = model.fit(data, pretrain_epochs=args.epochs, epochs=args.epochs, pretrain_lr=5e-3, lr=1e-3, n_init=3,
-                        batch_size=args.batch_size, num_neighbors=[10, 5], progress=False)
+    history = fit_daegc(model, data, pretrain_epochs=args.epochs, epochs=args.epochs, pretrain_lr=5e-3, lr=1e-3,
+                        n_init=3, batch_size=args.batch_size, num_neighbors=[10, 5], progress=False)
     metrics = clustering_metrics(data.y, model.predict(data))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{args.nodes} nodes, batch {args.batch_size}: ACC {metrics['acc']:.3f} NMI {metrics['nmi']:.3f}; "

@@ -1,6 +1,6 @@
 """DAEGC mini-batch training with DistributedDataParallel, one process per rank.
 
-Launch: ``torchrun --nproc_per_node=2 examples/ddp_daegc.py`` (gloo on CPU, nccl on CUDA). ``DAEGC.fit`` builds
+Launch: ``torchrun --nproc_per_node=2 examples/ddp_daegc.py`` (gloo on CPU, nccl on CUDA). ``fit_daegc`` builds
 a ``NeighborLoader`` over this rank's shard of seed nodes and the shared ``Trainer`` wraps the model in DDP.
 Run without torchrun (or with ``--smoke``) it trains a single process on a tiny graph.
 """
@@ -17,6 +17,7 @@ from torch_geometric.typing import WITH_PYG_LIB, WITH_TORCH_SPARSE
 from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_accuracy
 from pyg_em.models import DAEGC
+from pyg_em.recipes import fit_daegc
 from pyg_em.train import default_backend, seed_everything
 
 
@@ -43,8 +44,8 @@ def main() -> None:
     batch_size = 64 if (WITH_PYG_LIB or WITH_TORCH_SPARSE) else None
     if batch_size is None:
         print("neither pyg_lib nor torch_sparse is installed: training full batch")
-    history = model.fit(data, pretrain_epochs=args.epochs, epochs=args.epochs, pretrain_lr=1e-2, lr=1e-3, n_init=3,
-                        batch_size=batch_size, num_neighbors=[5, 5], device=device, progress=False)
+    history = fit_daegc(model, data, pretrain_epochs=args.epochs, epochs=args.epochs, pretrain_lr=1e-2, lr=1e-3,
+                        n_init=3, batch_size=batch_size, num_neighbors=[5, 5], device=device, progress=False)
     acc = clustering_accuracy(data.y, model.predict(data.to(device)).cpu())
     print(f"rank {rank}: pretrain recon {history['pretrain_recon'][0]:.3f} -> {history['pretrain_recon'][-1]:.3f}, "
           f"ACC {acc:.3f}")
