@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pyg_em.em import GEMImplicitEM, GEMUnrolledEM, pairs_to_edge_index
+from pyg_em.em import GEMImplicitEM, GEMUnrolledEM, gmrf_impute, pairs_to_edge_index
 from pyg_em.em.objective import m_step, posterior_mean, q_gradient, rademacher_probes
 from tests.test_em_oracle import DTYPE, dense_precision, random_problem
 
@@ -159,3 +159,14 @@ def test_missing_entries_need_the_posterior_estep():
     x, pairs, _, mask = problem()
     with pytest.raises(ValueError, match="estep='posterior'"):
         GEMUnrolledEM(num_layers=1, estep="prior_covariance")(x, pairs_to_edge_index(pairs), mask=mask)
+
+
+def test_gmrf_impute_on_a_given_graph_is_the_conditional_mean():
+    x, pairs, theta, mask = problem(6)
+    weight = F.softplus(theta)
+    edge_index = pairs_to_edge_index(pairs)
+    out = gmrf_impute(torch.where(mask, x, float("nan")), edge_index, torch.cat([weight, weight]), eps=EPS,
+                      noise=NOISE)
+    torch.testing.assert_close(out, conditional_mean(x, mask, pairs, weight, EPS, NOISE), rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="strictly positive"):
+        gmrf_impute(x, edge_index, torch.zeros(edge_index.size(1), dtype=DTYPE), mask=mask)

@@ -156,7 +156,7 @@ def observation_mask(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | N
 class GEMBase(nn.Module):
     """Hyper-parameters and input handling common to :class:`GEMUnrolledEM` and :class:`GEMImplicitEM`.
 
-    The hyper-parameters live in :attr:`config` (a :class:`GEMConfig`) and are also readable as attributes
+    The hyper-parameters live in ``config`` (a :class:`GEMConfig`) and are also readable as attributes
     (``layer.eta``). The layers hold no per-edge parameters: the candidate graph is only known at call time, so
     the initial parameters :math:`\\theta_0 = \\mathrm{softplus}^{-1}(w_0)` come from the ``edge_weight`` passed
     to ``forward`` (a constant ``init_weight`` when it is omitted), and gradients flow back into ``edge_weight``.

@@ -167,7 +167,7 @@ class GEMImplicitEM(GEMBase):
     (Anderson-accelerated by default) until :math:`\lVert\theta_{k+1}-\theta_k\rVert \le`
     ``tol``:math:`\cdot\max(\lVert\theta_{k+1}\rVert, 1)`, then returns the weights
     :math:`w^* = \mathrm{softplus}(\theta^*)` and :math:`\hat z(\theta^*)`. Backward solves one adjoint system
-    (see :mod:`pyg_em.em.implicit`), so its cost does not grow with the number of forward iterations.
+    (see :class:`~pyg_em.em.GEMImplicitEM`), so its cost does not grow with the number of forward iterations.
 
     Without a prior, :math:`\theta^*` does not depend on the initial weights, and an edge whose optimal weight
     is 0 drifts to :math:`\theta\to-\infty` (its steps shrink with :math:`\mathrm{sigmoid}(\theta)`); a prior
@@ -179,7 +179,7 @@ class GEMImplicitEM(GEMBase):
         tol (float): Forward stopping tolerance on the relative parameter change. (default: ``1e-8``)
         maxiter (int): Forward iteration cap. (default: ``1000``)
         backward (str): Adjoint solver, ``'auto'``, ``'cg'``, ``'neumann'`` or ``'gmres'`` (see
-            :mod:`pyg_em.em.implicit`). (default: ``'auto'``)
+            :class:`~pyg_em.em.GEMImplicitEM`). (default: ``'auto'``)
         backward_tol (float): Relative residual tolerance of the adjoint solve. (default: ``1e-10``)
         backward_maxiter (int): Iteration cap of the adjoint solve. (default: ``1000``)
         strict (bool): Raise :class:`~pyg_em.linalg.ConvergenceError` when the forward iteration or the adjoint
@@ -192,7 +192,7 @@ class GEMImplicitEM(GEMBase):
             up to 2048 nodes and uses 8 Hutchinson probes (drawn once per call, so the iterated map is
             deterministic) above.
 
-    After each call, :attr:`last_fixed_point` (a :class:`FixedPointReport`) says whether the forward iteration
+    After each call, ``last_fixed_point`` (a :class:`FixedPointReport`) says whether the forward iteration
     reached the fixed point: its relative residual and the number of iterations.
 
     Shapes:
@@ -235,7 +235,7 @@ class GEMImplicitEM(GEMBase):
 
     def adjoint_solver(self, num_nodes: int, num_masked_signals: int | None = None) -> str:
         """The adjoint solver ``'auto'`` resolves to on ``num_nodes`` nodes (``num_masked_signals``: the number of
-        signals when some entries are missing); see :mod:`pyg_em.em.implicit`. In the symmetric case (posterior
+        signals when some entries are missing); see :class:`~pyg_em.em.GEMImplicitEM`. In the symmetric case (posterior
         E-step, no probes) ``'cg'`` falls back to ``'gmres'`` when CG breaks down."""
         if self.backward != "auto":
             return self.backward

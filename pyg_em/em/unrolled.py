@@ -63,7 +63,7 @@ class GEMUnrolledEM(GEMBase):
     exact, or by Hutchinson probes). Gradients of a task loss flow back to ``x`` and to ``edge_weight``.
 
     Duplicate columns and the two directions of an edge share one weight, initialised from the mean of their
-    ``edge_weight`` entries (:obj:`init_weight` when ``edge_weight`` is omitted); self loops are rejected.
+    ``edge_weight`` entries (``init_weight`` when ``edge_weight`` is omitted); self loops are rejected.
     The returned weights are aligned with the *input* ``edge_index`` (both directions of an edge carry the same
     value), so they feed any PyG convolution directly: ``GCNConv(...)(x, edge_index, edge_weight=w)``.
 
