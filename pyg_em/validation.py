@@ -26,6 +26,7 @@ __all__ = [
     "check_edge_weight",
     "check_features",
     "check_graph",
+    "check_graph_data",
     "check_int",
     "check_n_clusters",
     "check_positive",
@@ -163,6 +164,42 @@ def check_graph(
             raise ValueError("edge_index is empty: this method needs a graph with at least one edge")
         check_edge_weight(edge_weight, edge_index.size(1), nonnegative=nonnegative_weights)
     return int(num_nodes)
+
+
+def check_graph_data(data: Any, *, require_edges: bool = False, positive_weighted_degree: bool = False,
+                     name: str = "data") -> int:
+    """Validate the ``x``, ``edge_index`` and ``edge_weight`` of a PyG ``Data`` at a loss entry point.
+
+    Structural checks (types, dtypes, shapes) always run; data-dependent ones (id range, finiteness, degrees)
+    only while :func:`is_validation_enabled`, so a trainer's steps do not synchronise. Returns the node count.
+
+    Args:
+        data (Data): The graph.
+        require_edges (bool): Reject graphs without edges. (default: :obj:`False`)
+        positive_weighted_degree (bool): Reject nodes whose incident edges (self-loops aside) all have weight 0,
+            for models that row-normalise by the weighted degree. (default: :obj:`False`)
+        name (str): The argument's name in messages. (default: :obj:`'data'`)
+    """
+    edge_index = getattr(data, "edge_index", None)
+    if edge_index is None:
+        raise TypeError(f"{name} must be a torch_geometric Data with an edge_index, got {type(data).__name__}")
+    x, edge_weight = getattr(data, "x", None), getattr(data, "edge_weight", None)
+    num_nodes = check_graph(x, edge_index, edge_weight, num_nodes=None if x is not None else data.num_nodes,
+                            require_edges=require_edges)
+    if positive_weighted_degree and edge_weight is not None and edge_weight.numel() and is_validation_enabled():
+        keep = edge_index[0] != edge_index[1]
+        src, weight = edge_index[0][keep], edge_weight[keep]
+        degree = torch.zeros(num_nodes, dtype=weight.dtype, device=weight.device).index_add_(0, src, weight)
+        has_edges = torch.zeros(num_nodes, dtype=torch.bool, device=src.device)
+        has_edges[src] = True
+        bad = (has_edges & (degree == 0)).nonzero()
+        if bad.numel():
+            raise ValueError(
+                f"edge_weight: node {int(bad[0])} has edges but all their weights are 0, so its row of the "
+                "transition matrix D^-1 A is undefined; drop zero-weight edges (edge_index[:, edge_weight > 0]) "
+                "or give them a positive weight"
+            )
+    return num_nodes
 
 
 def _is_bool(value: Any) -> bool:

@@ -129,3 +129,31 @@ def test_daegc_accepts_numpy_and_torch_cluster_counts():
     y = torch.tensor([0, 3, 1, 6])
     for k in (np.int64(7), y.max() + 1, np.asarray(y.numpy()).max() + 1):
         assert DAEGC(5, k, hidden_channels=4, embedding_channels=2).n_clusters == 7
+
+
+def test_daegc_losses_validate_their_input_like_gae():
+    from torch_geometric.data import Data
+
+    from pyg_em.models import DAEGC
+
+    torch.manual_seed(0)
+    model = DAEGC(4, 2, hidden_channels=4, embedding_channels=2)
+    model.head.refresh_target(torch.full((5, 2), 0.5))
+    x = torch.randn(5, 4)
+    e = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])
+    cases = [
+        (Data(x=x, edge_index=e.int()), TypeError, "edge_index must have dtype torch.long"),
+        (Data(x=x, edge_index=e + 10), ValueError, r"edge_index holds node ids in \[10, 14\]"),
+        (Data(x=x, edge_index=torch.empty(2, 0, dtype=torch.long)), ValueError, "edge_index is empty"),
+        (Data(x=x, edge_index=e, edge_weight=torch.tensor([0.0, 1, 1, 1, 1, 1])), ValueError,
+         "edge_weight: node 0 has edges but all their weights are 0"),
+    ]
+    for data, error, message in cases:
+        for loss in (model.pretrain_loss, model.loss):
+            with pytest.raises(error, match=message):
+                loss(data)
+    # Zero weights are fine where a node keeps a positive one; inside a Trainer the range checks are skipped.
+    ok = Data(x=x, edge_index=e, edge_weight=torch.tensor([1.0, 1, 0, 1, 1, 1]))
+    assert torch.isfinite(model.loss(ok).total) and torch.isfinite(model.pretrain_loss(ok).total)
+    with validation_disabled():
+        assert torch.isfinite(model.loss(ok).total)

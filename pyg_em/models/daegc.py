@@ -10,10 +10,10 @@ from torch_geometric.nn.models import InnerProductDecoder
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
-from pyg_em.nn.proximity_attention import ProximityAttentionConv
+from pyg_em.nn.proximity_attention import ProximityAttentionConv, ProximityGraph
 from pyg_em.utils.cache import TensorKeyedCache
-from pyg_em.utils.negative_sampling import forbidden_pair_keys, masked_mean, sample_negatives_from
-from pyg_em.validation import check_positive, check_positive_int
+from pyg_em.utils.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean, sample_negatives_from
+from pyg_em.validation import check_graph_data, check_positive, check_positive_int
 
 __all__ = ["DAEGC"]
 
@@ -71,9 +71,54 @@ class DAEGC(ClusteringModel):
         self.reset_parameters()
 
     # -- encoder / decoder ----------------------------------------------------------------------------
-    def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        h = F.elu(self.conv1(x, edge_index, edge_weight))
-        return F.normalize(F.elu(self.conv2(h, edge_index, edge_weight)), p=2, dim=-1)
+    #: Message-passing depth: a mini-batch loader must sample this many hops.
+    num_layers = 2
+
+    def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+              graph: ProximityGraph | None = None) -> Tensor:
+        """Embeddings :math:`Z`; ``graph`` is a precomputed :class:`~pyg_em.nn.ProximityGraph` of ``edge_index``
+        (a mini-batch's, see :func:`~pyg_em.nn.restrict_proximity`), computed and cached otherwise."""
+        h = F.elu(self.conv1(x, edge_index, edge_weight, graph=graph))
+        return F.normalize(F.elu(self.conv2(h, edge_index, edge_weight, graph=graph)), p=2, dim=-1)
+
+    @torch.no_grad()
+    def embed_data(self, data: Data, chunk_size: int = 8192) -> Tensor:
+        """Embeddings of every node of ``data`` in evaluation mode, layer by layer in node chunks (exact).
+
+        PyG's ``inference(loader)`` pattern: each layer projects all nodes once, then attends ``chunk_size``
+        target nodes at a time, so the memory above the layer's input and output is bounded by a chunk's
+        edges rather than by the whole graph's attention arrays. The proximity :math:`M` of ``data`` comes from
+        the layers' shared cache: repeated calls on the same graph (every DEC target refresh) compute it once.
+        Equals :meth:`embed` in evaluation mode to float tolerance.
+
+        Args:
+            data (Data): The graph, with ``x`` and ``edge_index`` (optionally ``edge_weight``).
+            chunk_size (int): Target nodes per chunk. (default: :obj:`8192`)
+        """
+        check_positive_int(chunk_size, "chunk_size")
+        was_training = self.training
+        device = self.head.centers.device
+        x, edge_index = data.x.to(device), data.edge_index.to(device)
+        edge_weight = getattr(data, "edge_weight", None)
+        edge_weight = None if edge_weight is None else edge_weight.to(device)
+        self.eval()
+        try:
+            graph = self.conv1.graph(edge_index, x.size(0), edge_weight)
+            h = self._layer_rows(self.conv1, x, graph, chunk_size, normalize=False)
+            return self._layer_rows(self.conv2, h, graph, chunk_size, normalize=True)
+        finally:
+            self.train(was_training)
+
+    @staticmethod
+    def _layer_rows(conv: ProximityAttentionConv, x: Tensor, graph: ProximityGraph, chunk_size: int,
+                    normalize: bool) -> Tensor:
+        h = conv.project(x)
+        out = h.new_empty(h.size(0), conv.out_channels)
+        for start in range(0, h.size(0), chunk_size):
+            stop = min(start + chunk_size, h.size(0))
+            rows = F.elu(conv.forward_rows(h, graph, start, stop))
+            out[start:stop] = F.normalize(rows, p=2, dim=-1) if normalize else rows
+        return out
 
     def decode(self, z: Tensor, edge_index: Tensor, sigmoid: bool = True) -> Tensor:
         """Edge probabilities :math:`\\sigma(z_i^\\top z_j)` (logits with ``sigmoid=False``), by PyG's
@@ -81,11 +126,17 @@ class DAEGC(ClusteringModel):
         return self.decoder(z, edge_index, sigmoid=sigmoid)
 
     def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Tensor | None = None,
-                   sources: Tensor | None = None) -> Tensor:
-        """BCE on ``pos_edge_index`` and on non-edges (sampled from ``sources`` when not given).
+                   sources: Tensor | None = None, *, num_targets: int | None = None, n_id: Tensor | None = None,
+                   forbidden: Tensor | None = None, num_nodes: int | None = None) -> Tensor:
+        """BCE on ``pos_edge_index`` and on non-edges (sampled when ``neg_edge_index`` is not given).
 
-        Sampled pairs that hit an edge of ``pos_edge_index`` or a self-loop are masked out of the negative mean.
-        A batch without positive edges contributes an exact zero that stays connected to the graph.
+        Sampled pairs :math:`(u, v)` take :math:`u` from ``sources`` (default: the positive edges' first
+        nodes, i.e. in proportion to degree) and :math:`v` uniformly among the first ``num_targets`` nodes
+        (default: all). Pairs that hit an edge of ``pos_edge_index`` or a self-loop are masked out of the
+        negative mean; with ``forbidden`` (sorted global pair keys, :func:`~pyg_em.utils.forbidden_pair_keys`
+        of the whole graph) and ``n_id`` (global ids of ``z``'s rows) they are checked against every edge of
+        the whole graph instead, as a mini-batch needs. A batch without positive edges contributes an exact
+        zero that stays connected to the graph.
         """
         if pos_edge_index.size(1) == 0:
             return z.sum() * 0.0
@@ -96,16 +147,31 @@ class DAEGC(ClusteringModel):
             return pos_loss + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
         sources = pos_edge_index[0] if sources is None else sources
         count = max(1, int(round(self.neg_ratio * pos_edge_index.size(1))))
-        # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
-        keys = self._edge_key_cache.get((pos_edge_index,), lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
-                                        extra=(z.size(0),))
-        candidates, is_negative = sample_negatives_from(sources, z.size(0), count, keys)
+        if forbidden is not None:
+            if n_id is None or num_nodes is None:
+                raise ValueError("recon_loss(forbidden=...) needs n_id (global ids of z's rows) and num_nodes "
+                                 "(the node count the keys were built with)")
+            u = sources[torch.randint(sources.numel(), (count,), device=z.device)]
+            v = torch.randint(num_targets or z.size(0), (count,), device=z.device)
+            candidates, is_negative = torch.stack([u, v]), ~is_forbidden(n_id[u], n_id[v], num_nodes, forbidden)
+        else:
+            # The sorted keys are cached per graph: a full-batch graph is the same tensor at every step.
+            keys = self._edge_key_cache.get((pos_edge_index,),
+                                            lambda: forbidden_pair_keys(pos_edge_index, z.size(0)),
+                                            extra=(z.size(0),))
+            if num_targets is None:
+                candidates, is_negative = sample_negatives_from(sources, z.size(0), count, keys)
+            else:
+                u = sources[torch.randint(sources.numel(), (count,), device=z.device)]
+                v = torch.randint(num_targets, (count,), device=z.device)
+                candidates, is_negative = torch.stack([u, v]), ~is_forbidden(u, v, z.size(0), keys)
         neg = self.decode(z, candidates, sigmoid=False)
         neg_nll = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
         return pos_loss + masked_mean(neg_nll, is_negative)
 
     # -- losses -----------------------------------------------------------------------------------------
     def pretrain_loss(self, data: Data) -> LossOutput:
+        check_graph_data(data, require_edges=True, positive_weighted_degree=True)  # sync-free inside a Trainer
         z = self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))
         recon = self.recon_loss(z, data.edge_index)
         return LossOutput(recon, {"recon": recon})
@@ -113,6 +179,7 @@ class DAEGC(ClusteringModel):
     def loss(self, data: Data, refresh_target: bool = False) -> LossOutput:
         """Full-batch self-training loss; ``refresh_target=True`` first recomputes :math:`P` from this step's
         own soft assignment (equal to a separate inference pass when dropout is off, at no extra cost)."""
+        check_graph_data(data, require_edges=True, positive_weighted_degree=True)  # sync-free inside a Trainer
         z = self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))
         recon = self.recon_loss(z, data.edge_index)
         q = self.head.soft_assignment(z)
@@ -122,23 +189,61 @@ class DAEGC(ClusteringModel):
         return LossOutput(recon + self.gamma * cluster, {"recon": recon, "cluster": cluster})
 
     def _batch_parts(self, batch: Data) -> tuple[Tensor, int, Tensor]:
-        """Embeddings of the sampled subgraph, the seed count, and every sampled edge incident to a seed."""
-        z = self.embed(batch.x, batch.edge_index, getattr(batch, "edge_weight", None))
-        seeds = batch.batch_size
-        incident = (batch.edge_index[0] < seeds) | (batch.edge_index[1] < seeds)
-        # Orient each edge seed -> neighbour so that negatives are drawn for the seeds.
-        edges = batch.edge_index[:, incident]
-        edges = torch.where(edges[0] < seeds, edges, edges.flip(0))
-        return z, seeds, edges
+        """Embeddings of the sampled subgraph, the seed count, and the seeds' sampled edges (seed -> neighbour).
 
-    def pretrain_loss_batch(self, batch: Data) -> LossOutput:
+        The seeds' sampled edges are the first hop of a ``NeighborLoader`` batch (its ``num_sampled_edges[0]``
+        leading columns; a slice, so no host synchronisation). A batch prepared by :func:`pyg_em.recipes.fit_daegc`
+        carries ``proximity_graph`` (the whole graph's :math:`M` on the batch) and the gathered features.
+        """
+        n_id = getattr(batch, "n_id", None)
+        if n_id is None or getattr(batch, "batch_size", None) is None:
+            raise ValueError("DAEGC.loss_batch needs NeighborLoader batches with n_id (global node ids) and "
+                             "batch_size (seed count); got a batch without them. Use "
+                             "torch_geometric.loader.NeighborLoader or pyg_em.recipes.fit_daegc(batch_size=...)")
+        hops = getattr(batch, "num_sampled_edges", None)
+        if hops is not None and len(hops) != self.num_layers:
+            raise ValueError(f"the loader samples {len(hops)} hop(s) (num_neighbors has {len(hops)} entries) but "
+                             f"DAEGC has {self.num_layers} attention layers: pass num_neighbors with "
+                             f"{self.num_layers} fan-outs, e.g. [15, 10]")
+        z = self.embed(batch.x, batch.edge_index, getattr(batch, "edge_weight", None),
+                       graph=getattr(batch, "proximity_graph", None))
+        seeds = batch.batch_size
+        if hops is not None:
+            edges = batch.edge_index[:, : int(hops[0])]
+        else:  # not from a NeighborLoader: the edges sampled for a seed end at the seed
+            edges = batch.edge_index[:, batch.edge_index[1] < seeds]
+        return z, seeds, edges.flip(0)
+
+    def _batch_recon(self, batch: Data, forbidden: Tensor | None, num_nodes: int | None) -> tuple[Tensor, Tensor, int]:
+        if forbidden is not None and num_nodes is None:
+            raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
         z, seeds, edges = self._batch_parts(batch)
-        recon = self.recon_loss(z, edges, sources=torch.arange(seeds, device=z.device))
+        # Negatives (u, v): u a seed in proportion to its sampled edges, v uniform over the seeds. Over an epoch
+        # the seeds cover every node once, so this is the full-batch distribution (u by degree, v uniform).
+        recon = self.recon_loss(z, edges, num_targets=seeds, n_id=batch.n_id if forbidden is not None else None,
+                                forbidden=forbidden, num_nodes=num_nodes)
+        return z, recon, seeds
+
+    def pretrain_loss_batch(self, batch: Data, forbidden: Tensor | None = None,
+                            num_nodes: int | None = None) -> LossOutput:
+        """Reconstruction loss of one ``NeighborLoader`` batch (see :meth:`loss_batch` for the arguments)."""
+        _, recon, _ = self._batch_recon(batch, forbidden, num_nodes)
         return LossOutput(recon, {"recon": recon})
 
-    def loss_batch(self, batch: Data) -> LossOutput:
-        z, seeds, edges = self._batch_parts(batch)
-        recon = self.recon_loss(z, edges, sources=torch.arange(seeds, device=z.device))
+    def loss_batch(self, batch: Data, forbidden: Tensor | None = None, num_nodes: int | None = None) -> LossOutput:
+        """Self-training loss of one ``NeighborLoader`` batch: reconstruction on the seeds' sampled edges plus
+        the KL term on the seeds.
+
+        Args:
+            batch (Data): A ``NeighborLoader`` batch (``n_id``, ``batch_size``, two sampled hops).
+            forbidden (Tensor, optional): Sorted global pair keys of every edge of the whole graph
+                (:func:`~pyg_em.utils.forbidden_pair_keys`); sampled negatives that are edges of the graph
+                but not of the batch are then masked too. Without it only the batch's sampled edges are
+                checked. :func:`~pyg_em.recipes.fit_daegc` passes it. (default: :obj:`None`)
+            num_nodes (int, optional): Nodes of the whole graph, the base of ``forbidden``'s keys.
+                (default: :obj:`None`)
+        """
+        z, recon, seeds = self._batch_recon(batch, forbidden, num_nodes)
         cluster = self.head.kl_loss(self.head.soft_assignment(z[:seeds]), batch.n_id[:seeds])
         return LossOutput(recon + self.gamma * cluster, {"recon": recon, "cluster": cluster})
 
