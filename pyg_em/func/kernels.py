@@ -47,7 +47,7 @@ def ntk_infinite_width(
 
     Args:
         X1 (Tensor): Inputs of shape :math:`(n_1, d)`.
-        X2 (Tensor, optional): Inputs of shape :math:`(n_2, d)`; :obj:`None` means :obj:`X1`. (default: :obj:`None`)
+        X2 (Tensor, optional): Inputs of shape :math:`(n_2, d)`; :obj:`None` means ``X1``. (default: :obj:`None`)
         weight_var (float, optional): :math:`\sigma_w^2`; :obj:`None` means :math:`1/d`. (default: :obj:`None`)
         readout_var (float): :math:`\sigma_a^2 = \mathbb{E}[a^2]`. (default: :obj:`1.0`)
 

@@ -158,7 +158,7 @@ class MeanFieldReLU(nn.Module):
 
         Args:
             X1 (Tensor): Inputs of shape :math:`(n_1, d)`.
-            X2 (Tensor, optional): Inputs of shape :math:`(n_2, d)`; :obj:`None` means :obj:`X1`, and then only
+            X2 (Tensor, optional): Inputs of shape :math:`(n_2, d)`; :obj:`None` means ``X1``, and then only
                 the upper block triangle of the two symmetric products is computed and mirrored.
                 (default: :obj:`None`)
             block_size (int, optional): Rows per block in the symmetric case; :obj:`None` picks about eight

@@ -5,9 +5,10 @@ Two kinds of "sample" are supported:
 * **independent rows** (an MLP on a batch ``X``): every input row is its own sample, so the Jacobian of one row is
   ``jacrev`` of a one-row forward pass, vectorised over rows with ``vmap``;
 * **shared forward** (a GNN on ``(x, edge_index)`` or a ``Data``): all output nodes come out of one forward pass
-  over the whole graph, so the samples are *output rows*. :func:`empirical_ntk` then differentiates that one pass
-  as a whole (:mod:`pyg_em.func.graph_ntk`: forward mode over parameter chunks or reverse mode over output chunks,
-  whichever is cheaper), or uses the closed form of a recognised PyG ``GCN`` (:mod:`pyg_em.func.gcn_ntk`).
+  over the whole graph, so the samples are *output rows*. :func:`~pyg_em.func.empirical_ntk` then differentiates
+  that one pass as a whole (:mod:`pyg_em.func.graph_ntk`: forward mode over parameter chunks or reverse mode over
+  output chunks, whichever is cheaper), or uses the closed form of a recognised PyG ``GCN``
+  (:mod:`pyg_em.func.gcn_ntk`).
 
 Memory is bounded by ``chunk_size``. With ``strategy='jacobian'`` at most two chunks of Jacobian rows
 (``chunk_size x C x P`` each, ``C`` outputs per sample, ``P`` parameters) live at once; ``strategy='ntk_vp'``
