@@ -25,7 +25,15 @@ def _as_labels(values: Any, name: str) -> np.ndarray:
         array = array.real.astype(np.int64)
     elif array.dtype.kind == "b":
         array = array.astype(np.int64)
-    elif array.dtype.kind not in "iuUSO":
+    elif array.dtype.kind == "O":  # e.g. a list mixing types: only all-str or all-int lists are labels
+        if all(isinstance(v, str) for v in array):
+            array = array.astype(str)
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in array):
+            array = array.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must hold integer or string labels of one type, got {type(array[0]).__name__} "
+                            "values")
+    elif array.dtype.kind not in "iuUS":
         raise TypeError(f"{name} must hold integer or string labels, got dtype {array.dtype}")
     return array
 
