@@ -1,6 +1,6 @@
 """One shared input validator for every public entry point.
 
-Each check raises :class:`TypeError` (wrong type or dtype) or :class:`ValueError` (wrong shape, range or
+Each check raises ``TypeError`` (wrong type or dtype) or ``ValueError`` (wrong shape, range or
 non-finite values) naming the offending argument and what was expected.
 
 Checks such as ``edge_index.max() < num_nodes`` or ``torch.isfinite(x).all()`` read a value back to the host.
@@ -209,9 +209,9 @@ def _is_bool(value: Any) -> bool:
 
 
 def check_int(value: Any, name: str) -> int:
-    """``value`` as a Python :class:`int`: anything with ``__index__`` (Python, NumPy and 0-d torch integers).
+    """``value`` as a Python ``int``: anything with ``__index__`` (Python, NumPy and 0-d torch integers).
 
-    Booleans (``True``, ``np.True_``, boolean tensors) and floats such as ``2.0`` raise :class:`TypeError`, so
+    Booleans (``True``, ``np.True_``, boolean tensors) and floats such as ``2.0`` raise ``TypeError``, so
     that a flag or a fractional value is never silently taken for a count.
     """
     if _is_bool(value) or (isinstance(value, Tensor) and value.dim() != 0):
@@ -230,7 +230,7 @@ def _describe(value: Any) -> str:
 
 def check_n_clusters(n_clusters: Any, num_nodes: int | None = None, name: str = "n_clusters") -> int:
     """Check a cluster count: an integer ``>= 2`` (any ``__index__`` type but ``bool``) and, when known, at most
-    the number of nodes. Returns it as a Python :class:`int`."""
+    the number of nodes. Returns it as a Python ``int``."""
     n_clusters = check_int(n_clusters, name)
     if n_clusters < 2:
         raise ValueError(f"{name} must be at least 2, got {n_clusters}")
@@ -261,7 +261,7 @@ def check_positive_int(value: Any, name: str) -> int:
     """Check a count-like hyper-parameter (epochs, iterations, sizes): an integer ``>= 1``; returns a Python int.
 
     Anything with ``__index__`` is accepted (NumPy and 0-d torch integers), ``bool`` excepted. Raises
-    :class:`ValueError` for any other value, floats such as ``1.0`` included, so that a count is never silently
+    ``ValueError`` for any other value, floats such as ``1.0`` included, so that a count is never silently
     truncated.
     """
     try:

@@ -1,8 +1,8 @@
 """Checksummed, atomic checkpoint files that load without running pickled code.
 
 Layout of a file: a 16-byte magic header, the SHA-256 of the body (32 bytes), the body length (8 bytes,
-little endian), then the body written by :func:`torch.save`. Loading checks all three before
-:func:`torch.load` runs with ``weights_only=True``, so
+little endian), then the body written by ``torch.save``. Loading checks all three before
+``torch.load`` runs with ``weights_only=True``, so
 
 - a truncated, empty or garbage file, or one written by another program, is refused with an error naming it;
 - any changed byte (a bit flip on disk or in transit) fails the checksum, instead of loading changed tensors;
@@ -57,7 +57,7 @@ def remove_orphans(path: str | os.PathLike) -> int:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Save ``state`` with :func:`torch.save`, checksummed and atomically; returns the final path.
+    """Save ``state`` with ``torch.save``, checksummed and atomically; returns the final path.
 
     ``state`` must hold only what ``torch.load(weights_only=True)`` accepts: tensors, numbers, strings,
     ``None`` and lists/tuples/dicts of those (an error is raised at save time otherwise, not at resume).
@@ -115,7 +115,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        CheckpointError: (a :class:`ValueError`) if the file is empty, truncated, corrupted or not a ``pyg_em``
+        CheckpointError: (a ``ValueError``) if the file is empty, truncated, corrupted or not a ``pyg_em``
             checkpoint; the message names the file.
         PermissionError: If the file cannot be read.
     """

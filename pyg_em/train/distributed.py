@@ -33,7 +33,7 @@ def init_distributed(
         backend (str, optional): ``'gloo'`` or ``'nccl'``; by default from :func:`default_backend`.
             (default: :obj:`None`)
         timeout (float or timedelta, optional): Seconds before a collective waiting for a peer fails.
-            (default: ``$PYG_EM_DDP_TIMEOUT`` or :data:`DEFAULT_TIMEOUT_S`)
+            (default: ``$PYG_EM_DDP_TIMEOUT`` or ``DEFAULT_TIMEOUT_S``)
         device (str or torch.device, optional): The device this rank trains on, for the backend choice.
             (default: :obj:`None`)
     """

@@ -78,7 +78,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class Trainer:
-    r"""Train any :class:`~pyg_em.models.base.BaseModel` (or any module with a loss method).
+    r"""Train any :class:`~pyg_em.models.BaseModel` (or any module with a loss method).
 
     Full batch: ``trainer.fit(data)`` calls ``step_fn(model, data)`` (default ``model.loss(data)``) once per
     epoch. Mini-batch: ``trainer.fit(loader=loader)`` calls ``batch_step_fn(model, batch)`` (default
@@ -120,11 +120,11 @@ class Trainer:
     freshly built model), the optimiser state, the epoch, the history and the random generators — under DDP,
     each rank's own. The settings given to this trainer win over the checkpoint's: ``epochs`` is the new total,
     and the optimiser's hyper-parameters (``lr``, ``weight_decay``, ...) replace the saved ones, with a
-    :class:`UserWarning` listing each difference (the run then differs from an uninterrupted one). What cannot
+    ``UserWarning`` listing each difference (the run then differs from an uninterrupted one). What cannot
     work is refused with an error: ``epochs`` below the saved epoch, another optimiser class, another number of
     ranks, a checkpoint that does not fit the model, or a damaged file.
 
-    A non-finite loss (or non-finite parameters) stops training with :class:`FloatingPointError` naming the first
+    A non-finite loss (or non-finite parameters) stops training with ``FloatingPointError`` naming the first
     bad epoch, the last finite loss and a hint. It is detected on the values copied to the host every
     ``log_every`` epochs, so it adds no synchronisation to the training steps.
     """
