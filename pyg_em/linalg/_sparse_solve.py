@@ -463,7 +463,7 @@ def sparse_solve(
     Backends:
 
     - ``"cg"``: batched preconditioned conjugate gradients, all :math:`k` columns per pass with per-column
-      step sizes and convergence (:func:`~pyg_em.linalg.cg.batched_pcg`); CPU and CUDA. Needs ``A``
+      step sizes and convergence (:func:`~pyg_em.linalg.batched_pcg`); CPU and CUDA. Needs ``A``
       symmetric positive definite: symmetry (to :math:`\sqrt{\epsilon}`, one sort of the nnz keys), a positive
       diagonal and :math:`\mathbf{1}^\top\mathbf{A}\mathbf{1}/N > \epsilon\max_i a_{ii}` are checked up
       front (:class:`ValueError` otherwise), so a non-symmetric or unshifted Laplacian fails at once.

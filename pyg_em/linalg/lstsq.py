@@ -93,10 +93,10 @@ def sparse_lstsq(
     r"""Least squares :math:`\min_X \|\mathbf{A}X - \mathbf{B}\|_F` for a tall sparse :math:`\mathbf{A}`
     (:math:`m > n`, full column rank), differentiable w.r.t. ``B`` and the stored values of ``A``.
 
-    All columns are solved in one batched LSMR pass (:func:`~pyg_em.linalg.lsmr.batched_lsmr`); the backward
+    All columns are solved in one batched LSMR pass (:func:`~pyg_em.linalg.batched_lsmr`); the backward
     needs two more batched LSMR solves and returns the gradient w.r.t. ``A`` at its stored entries only
-    (Golub--Pereyra, see :class:`SparseLstsqFunction`). Graph use: potentials from edge flows with an
-    :func:`~pyg_em.linalg.incidence_matrix`.
+    (Golub--Pereyra, see ``SparseLstsqFunction`` in ``pyg_em.linalg.lstsq``). Graph use: potentials from edge
+    flows with an :func:`~pyg_em.linalg.incidence_matrix`.
 
     Args:
         A (torch.Tensor or tuple): sparse COO/CSR :math:`(m, n)` or ``(indices, values, (m, n))``.
