@@ -28,6 +28,7 @@ __all__ = [
     "check_graph",
     "check_graph_data",
     "check_int",
+    "as_int",
     "check_n_clusters",
     "check_positive",
     "check_positive_int",
@@ -220,6 +221,14 @@ def check_int(value: Any, name: str) -> int:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {_describe(value)}") from None
+
+
+def as_int(value: Any) -> int | None:
+    """``value`` as a Python ``int`` when it is an integer (see :func:`check_int`), else ``None``."""
+    try:
+        return check_int(value, "value")
+    except TypeError:
+        return None
 
 
 def _describe(value: Any) -> str:

@@ -157,3 +157,22 @@ def test_daegc_losses_validate_their_input_like_gae():
     assert torch.isfinite(model.loss(ok).total) and torch.isfinite(model.pretrain_loss(ok).total)
     with validation_disabled():
         assert torch.isfinite(model.loss(ok).total)
+
+
+def test_other_integer_arguments_accept_numpy_and_torch_ints():
+    import numpy as np
+
+    from pyg_em.datasets import attributed_sbm
+    from pyg_em.em.candidates import knn_candidate_graph
+    from pyg_em.train import shard_indices
+
+    data = attributed_sbm(np.int64(40), torch.tensor(2), 4, num_features=np.int32(3), seed=1)
+    assert data.num_nodes == 40 and data.x.shape == (40, 3)
+    with pytest.raises(ValueError, match="num_nodes must be an int"):
+        attributed_sbm(True, 2)
+    x = torch.randn(10, 2)
+    assert torch.equal(knn_candidate_graph(x, np.int64(3)), knn_candidate_graph(x, 3))
+    with pytest.raises(ValueError, match="k must be an int"):
+        knn_candidate_graph(x, 3.0)
+    assert torch.equal(shard_indices(np.int64(9), rank=np.int64(1), world_size=torch.tensor(2)),
+                       shard_indices(9, rank=1, world_size=2))

@@ -6,7 +6,7 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
-from pyg_em.validation import check_positive
+from pyg_em.validation import as_int, check_positive
 
 __all__ = ["attributed_sbm"]
 
@@ -54,17 +54,21 @@ def attributed_sbm(
         :class:`~torch_geometric.data.Data` with ``x`` ``(N, F)``, ``y`` ``(N,)`` and an undirected,
         coalesced, self-loop-free ``edge_index`` ``(2, E)``.
     """
-    if not isinstance(num_nodes, int) or num_nodes < 2:
+    # NumPy and 0-d torch integers are integers too (as_int); bools and floats are not.
+    if as_int(num_nodes) is None or as_int(num_nodes) < 2:
         raise ValueError(f"num_nodes must be an int >= 2, got {num_nodes!r}")
-    if not isinstance(num_blocks, int) or not 1 <= num_blocks <= num_nodes:
+    num_nodes = as_int(num_nodes)
+    if as_int(num_blocks) is None or not 1 <= as_int(num_blocks) <= num_nodes:
         raise ValueError(f"num_blocks must be an int in [1, num_nodes], got {num_blocks!r}")
+    num_blocks = as_int(num_blocks)
     avg_degree = check_positive(avg_degree, "avg_degree")
     if avg_degree >= num_nodes - 1:
         raise ValueError(f"avg_degree must be below num_nodes - 1 = {num_nodes - 1}, got {avg_degree}")
     p_in_ratio = check_positive(p_in_ratio, "p_in_ratio")
     feature_noise = check_positive(feature_noise, "feature_noise", allow_zero=True)
-    if not isinstance(num_features, int) or num_features < 0:
+    if as_int(num_features) is None or as_int(num_features) < 0:
         raise ValueError(f"num_features must be a non-negative int, got {num_features!r}")
+    num_features = as_int(num_features)
 
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else torch.seed())

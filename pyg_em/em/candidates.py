@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyg_em.validation import check_edge_index, check_features, check_positive
+from pyg_em.validation import as_int, check_edge_index, check_features, check_positive
 
 __all__ = ["complete_graph", "knn_candidate_graph", "pairs_to_edge_index", "undirected_pairs"]
 
@@ -81,8 +81,9 @@ def knn_candidate_graph(x: Tensor, k: int) -> Tensor:
     from sklearn.neighbors import NearestNeighbors
 
     check_features(x, "x")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < x.size(0):
+    if as_int(k) is None or not 1 <= as_int(k) < x.size(0):  # NumPy/0-d torch integers accepted, bool not
         raise ValueError(f"k must be an int in [1, N) with N={x.size(0)}, got {k!r}")
+    k = as_int(k)
     points = x.detach().cpu().double().numpy()
     _, neighbours = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
     row = np.repeat(np.arange(points.shape[0]), k + 1)
