@@ -174,7 +174,10 @@ def run(data, seed: int = 0, gem_noises=GEM_NOISES, with_glasso: bool = True) ->
         best = None
         start = time.perf_counter()
         for alpha in ALPHAS:
-            precision = glasso_fit(z, train, alpha)
+            try:
+                precision = glasso_fit(z, train, alpha)
+            except FloatingPointError:  # scikit-learn: "Non SPD result" at a too small alpha; skip that alpha
+                continue
             error = rmse(glasso_predict(z, train, precision), z, val)
             if best is None or error < best[0]:
                 best = (error, precision, alpha)
