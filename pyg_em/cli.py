@@ -351,6 +351,7 @@ def _run(args: argparse.Namespace) -> int:
                          + ", ".join(f"{v} {k[4:]}" for k, v in info.items()), file=sys.stdout)
         for note in graph.notes:
             stages.bar.write(f"note: {note}", file=sys.stdout)
+        sys.stdout.flush()  # a pipe reader sees that training has started
         start = stages.start(f"running {args.method}")
         try:
             result = recipe.run(graph.data, n_clusters=run["n_clusters"], seed=run["seed"], device=run["device"],

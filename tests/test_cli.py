@@ -297,3 +297,55 @@ def test_bench_without_checkout_is_a_clear_error(tmp_path):
     assert find_benchmarks([ROOT]) == ROOT
     with pytest.raises(UsageError, match="benchmarks/ folder of a source checkout"):
         find_benchmarks([tmp_path])
+
+
+# -- the CLI's contract under faults: clear errors before training, no mixed results, clean interrupts --------
+def test_output_names_taken_by_folders_and_bad_devices_fail_before_training(tmp_path, capsys):
+    (tmp_path / "out" / "report.json").mkdir(parents=True)
+    assert main(["run", "kmeans", "--dataset", "karate", "--out", str(tmp_path / "out")]) == 2
+    assert "report.json exists there as a folder" in capsys.readouterr().err
+    for device in ("meta", "mps"):
+        assert main(["run", "kmeans", "--dataset", "karate", "--device", device]) == 2
+        err = capsys.readouterr().err
+        assert f"--device {device!r}" in err and "Traceback" not in err
+
+
+def test_a_failed_write_leaves_the_previous_results_untouched(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "kmeans", "--dataset", "karate", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    import pyg_em.report
+
+    monkeypatch.setattr(pyg_em.report, "write_plots", interrupted)
+    assert main(["run", "kmeans", "--dataset", "karate", "--seed", "5", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "pyg-em: interrupted"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing new next to the old report
+    assert not list(tmp_path.glob(".out.partial-*"))  # and no staging folder left behind
+
+
+@pytest.mark.parametrize("when", ["importing", "training"])
+def test_sigint_exits_130_with_one_line(when):
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pyg_em.cli", "run", "gae", "--dataset", "sbm", "--epochs",
+                             "100000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        if when == "training":
+            deadline = time.time() + 150
+            line = ""
+            while "pyg-em run gae" not in line and time.time() < deadline:  # printed once training starts
+                line = proc.stdout.readline()
+            assert "pyg-em run gae" in line
+        time.sleep(2.5 if when == "importing" else 0.5)  # past the interpreter's own start-up
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip() == "pyg-em: interrupted"
