@@ -59,14 +59,17 @@ class DECClusterHead(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Xavier-normal centres and an empty target (call :meth:`initialize` before self-training)."""
         torch.nn.init.xavier_normal_(self.centers)
         self.target = self.target.new_empty(0, self.n_clusters)
 
     def soft_assignment(self, z: Tensor) -> Tensor:
+        """Student-t soft assignment :math:`Q` :math:`(B, K)` of the embeddings ``z`` to the centres."""
         return student_t_assignment(z, self.centers, self.alpha)
 
     @staticmethod
     def target_distribution(q: Tensor) -> Tensor:
+        """The sharpened target :math:`p_{iu} \\propto q_{iu}^2 / \\sum_i q_{iu}` (rows sum to one)."""
         weight = q.pow(2) / q.sum(dim=0, keepdim=True)
         return weight / weight.sum(dim=1, keepdim=True)
 
@@ -82,8 +85,8 @@ class DECClusterHead(torch.nn.Module):
     def refresh_target(self, q_all: Tensor) -> None:
         """Recompute :math:`P` from the soft assignment of every node (row ``i`` = node ``i``).
 
-        Also records the hard assignment (:attr:`assignment`) and the fraction of nodes whose cluster changed
-        since the previous refresh (:attr:`assignment_change`, a device scalar; ``None`` after the first): during
+        Also records the hard assignment (``assignment``) and the fraction of nodes whose cluster changed
+        since the previous refresh (``assignment_change``, a device scalar; ``None`` after the first): during
         self-training the KL loss rises by design, and this is what shows the partition settling.
         """
         self.target = self.target_distribution(q_all.detach()).to(self.centers.dtype)
@@ -103,4 +106,5 @@ class DECClusterHead(torch.nn.Module):
         return F.kl_div(q.clamp_min(1e-12).log(), p, reduction="batchmean")
 
     def extra_repr(self) -> str:
+        """The cluster count, embedding size and Student-t degrees of freedom, for ``repr(head)``."""
         return f"n_clusters={self.n_clusters}, embedding_dim={self.embedding_dim}, alpha={self.alpha}"

@@ -238,7 +238,7 @@ def load_edge_list(path: str | os.PathLike, features: str | os.PathLike | None =
         labels (str or Path, optional): CSV/TSV rows ``node_id, label`` (any strings; nodes without a row are
             unlabelled, ``-1``), or a ``.npy`` / ``.pt`` vector indexed by integer id. (default: :obj:`None`)
         undirected (bool): Add the reverse of every edge that lacks one (weights of the two directions are
-            averaged), as the undirected methods need; the change is recorded in :attr:`LoadedGraph.notes`.
+            averaged), as the undirected methods need; the change is recorded in ``LoadedGraph.notes``.
             (default: :obj:`True`)
 
     Raises:

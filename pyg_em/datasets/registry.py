@@ -45,7 +45,7 @@ def load_graph(spec: str, root: str | os.PathLike | None = None, *, features: st
 
     Args:
         spec (str): A built-in name (:data:`DATASETS`; ``'sbm'`` takes ``sbm_kwargs``), ``'pyg:Class[/name]'``
-            (see :func:`~pyg_em.datasets.pyg_classes.load_pyg_dataset`), a ``.pt`` file holding a saved
+            (see :func:`~pyg_em.datasets.load_pyg_dataset`), a ``.pt`` file holding a saved
             ``Data``, or an edge-list file (see :func:`~pyg_em.datasets.load_edge_list`).
         root (str or Path, optional): Data root of the Planetoid and PyG datasets; default ``$PYG_EM_DATA``.
             (default: :obj:`None`)

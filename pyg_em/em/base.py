@@ -274,6 +274,7 @@ class GEMBase(nn.Module):
         return logdet, covariance
 
     def extra_repr(self) -> str:
+        """The hyper-parameters, for ``repr(layer)``."""
         c = self.config
         parts = [f"eta={c.eta}", f"eps={c.eps}", f"estep={c.estep!r}"]
         if c.estep == "posterior":

@@ -99,9 +99,7 @@ def gmres(
     Args:
         operator (callable): :math:`v \mapsto A v` on tensors shaped like ``rhs``.
         rhs (Tensor): Right-hand side :math:`b`.
-        tol (float): Relative residual tolerance :math:`\lVert b - Au
-Vert \le \mathrm{tol}\,\lVert b
-Vert`.
+        tol (float): Relative residual tolerance :math:`\lVert b - Au\rVert \le \mathrm{tol}\,\lVert b\rVert`.
             (default: ``1e-10``)
         maxiter (int): Total cap on applications of ``operator``. (default: ``1000``)
         restart (int): Krylov subspace size before a restart. (default: ``50``)

@@ -114,6 +114,7 @@ class MeanFieldReLU(nn.Module):
 
     def forward(self, X: Tensor) -> Tensor:
         # Structural checks only: no host sync in the training hot path, and it must run under torch.func.vmap.
+        """:math:`f(x) = \\frac1m \\mathbf{a}^\\top \\mathrm{ReLU}(W^\\top x)` for every row of ``x``."""
         self._check_input(X, values=False)
         return torch.relu(X @ self.W) @ self.a / self.width
 

@@ -139,6 +139,7 @@ class LaplacianPseudoInverse:
     # ---------------------------------------------------------------------------------------------- helpers
     @property
     def shape(self) -> tuple[int, int]:
+        """``(N, N)``: the operator's shape, so it can stand in for a matrix."""
         return (self.num_nodes, self.num_nodes)
 
     def _dtype(self, B: Tensor | None = None) -> torch.dtype:

@@ -1,4 +1,4 @@
-"""Trainable models on the :class:`~pyg_em.models.base.BaseModel` template."""
+"""Trainable models on the :class:`~pyg_em.models.BaseModel` template."""
 
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
 from pyg_em.models.daegc import DAEGC

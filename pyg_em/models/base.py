@@ -130,6 +130,7 @@ class ClusteringModel(BaseModel):
         return self.predict_proba(data).argmax(dim=-1)
 
     def extra_repr(self) -> str:
+        """``n_clusters=...`` for ``repr(model)``."""
         return f"n_clusters={self.n_clusters}"
 
 

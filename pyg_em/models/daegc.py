@@ -171,6 +171,7 @@ class DAEGC(ClusteringModel):
 
     # -- losses -----------------------------------------------------------------------------------------
     def pretrain_loss(self, data: Data) -> LossOutput:
+        """Full-batch reconstruction loss of the pretraining phase (no clustering term)."""
         check_graph_data(data, require_edges=True, positive_weighted_degree=True)  # sync-free inside a Trainer
         z = self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))
         recon = self.recon_loss(z, data.edge_index)
@@ -261,6 +262,7 @@ class DAEGC(ClusteringModel):
 
     @torch.no_grad()
     def predict_proba(self, data: Data) -> Tensor:
+        """Student-t soft assignment :math:`Q` :math:`(N, K)` of every node of ``data`` (evaluation mode)."""
         return self.head.soft_assignment(self.embed_data(data))
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@ r"""Graph auto-encoders (GAE) and variational graph auto-encoders (VGAE) as drop
 
 The public methods and call patterns are those of :class:`torch_geometric.nn.GAE` / :class:`~torch_geometric.nn.VGAE`
 (``encode``, ``decode``, ``recon_loss``, ``kl_loss``, ``test``, ``reparametrize``), so existing training
-loops keep working. On top, the models follow the package's :class:`~pyg_em.models.base.ClusteringModel`
+loops keep working. On top, the models follow the package's :class:`~pyg_em.models.ClusteringModel`
 template (``loss(data)``, ``loss_batch(batch)``, ``embed``, k-means clustering of the embeddings) and are
 trained by :class:`pyg_em.train.Trainer`.
 """
@@ -89,7 +89,7 @@ class GAE(ClusteringModel):
     Clustering: :meth:`initialize_cluster_centers` runs k-means on the embeddings (:math:`\mu` for the VGAE);
     :meth:`predict_proba` is the Student-t soft assignment
     :math:`q_{ik} \propto (1 + \lVert\mathbf{z}_i - \mathbf{c}_k\rVert^2/\alpha)^{-(\alpha+1)/2}`. Unlike other
-    :class:`~pyg_em.models.base.ClusteringModel` subclasses, ``n_clusters`` is optional here (pure link
+    :class:`~pyg_em.models.ClusteringModel` subclasses, ``n_clusters`` is optional here (pure link
     prediction needs none); it can also be given to :meth:`initialize_cluster_centers`.
 
     Args:
@@ -385,6 +385,7 @@ class GAE(ClusteringModel):
 
     def extra_repr(self) -> str:
         # getattr: repr must work on a half-built object too (e.g. in a debugger after a failed __init__).
+        """The reconstruction mode, negative ratio and cluster count, for ``repr(model)``."""
         return (f"recon={getattr(self, 'recon', None)!r}, neg_ratio={getattr(self, 'neg_ratio', None)}, "
                 f"n_clusters={getattr(self, 'n_clusters', None)}")
 
@@ -482,4 +483,5 @@ class VGAE(GAE):
         return LossOutput(recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()})
 
     def extra_repr(self) -> str:
+        """The :class:`GAE` settings plus ``kl_weight``, for ``repr(model)``."""
         return f"{super().extra_repr()}, kl_weight={getattr(self, 'kl_weight', None)}"

@@ -165,7 +165,8 @@ class Recipe:
         self.validate()
 
     def validate(self) -> None:
-        """Check value ranges (types are checked by :meth:`with_settings`); raise :class:`ConfigError`."""
+        """Check value ranges (types are checked by :meth:`~pyg_em.recipes.Recipe.with_settings`); raise
+        :class:`ConfigError`."""
 
     def _positive(self, *names: str) -> None:
         for key in names:

@@ -21,21 +21,27 @@ class Callback:
     """
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        """Called once before the first epoch of :meth:`Trainer.fit`."""
         pass
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Called before every epoch (``epoch`` counts from 0)."""
         pass
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool | None:
+        """Called after every epoch with its logged values; return ``True`` to stop training."""
         return None
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        """Called once after the last epoch."""
         pass
 
     def state_dict(self) -> dict:
+        """The callback's state, saved in checkpoints (empty by default)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (when resuming from a checkpoint)."""
         pass
 
 
@@ -50,10 +56,12 @@ class LambdaCallback(Callback):
         self._start, self._end = on_epoch_start, on_epoch_end
 
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Call the ``on_epoch_start`` function, if given."""
         if self._start is not None:
             self._start(trainer, epoch)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool | None:
+        """Call the ``on_epoch_end`` function, if given; its return value stops training when true."""
         return self._end(trainer, epoch, logs) if self._end is not None else None
 
 
@@ -93,6 +101,7 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool | None:
+        """Track the monitored value; ``True`` (stop) after ``patience`` epochs without improvement."""
         if self.monitor not in logs:
             return None
         value = logs[self.monitor]
@@ -105,12 +114,15 @@ class EarlyStopping(Callback):
         return self.wait >= self.patience
 
     def on_fit_end(self, trainer: Trainer) -> None:
+        """Restore the best weights when ``restore_best`` is set."""
         if self.restore_best and self._best_state is not None:
             trainer.model.load_state_dict(self._best_state)
 
     def state_dict(self) -> dict:
+        """Best value, best epoch, wait counter (and best weights), for checkpoints."""
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_state": self._best_state}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`."""
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         self._best_state = state["best_state"]

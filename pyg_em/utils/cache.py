@@ -42,6 +42,7 @@ class TensorKeyedCache:
         self.clear()
 
     def clear(self) -> None:
+        """Forget the cached value (the next ``get`` computes it again)."""
         self._entries: list[tuple[tuple, tuple, Any]] = []
 
     @staticmethod

@@ -75,7 +75,7 @@ def sample_negative_edges(
         num_samples (int): Number of candidate pairs to draw.
         exclude_edge_index (Tensor, optional): Held-out pairs that must not be sampled either.
             (default: :obj:`None`)
-        forbidden (Tensor, optional): Precomputed :func:`forbidden_pair_keys` (skips recomputing them).
+        forbidden (Tensor, optional): Precomputed :func:`~pyg_em.utils.forbidden_pair_keys` (skips recomputing them).
             (default: :obj:`None`)
         rounds (int): Redraws of rejected candidates. (default: :obj:`4`)
         return_mask (bool): Return all ``num_samples`` candidates plus a validity mask (no host
