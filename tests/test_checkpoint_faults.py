@@ -71,16 +71,20 @@ def _die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _run_child(target):
-    """Run ``target()`` in a forked child and return its wait status (the child never returns)."""
+def _fork(target):
+    """Start ``target()`` in a forked child (which never returns) and return its pid."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
             target()
         finally:
             os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    return status
+    return pid
+
+
+def _run_child(target):
+    """Run ``target()`` in a forked child and return its wait status."""
+    return os.waitpid(_fork(target), 0)[1]
 
 
 KILL_POINTS = ["serialise", "partial_write", "before_fsync", "before_rename", "after_rename"]
@@ -174,12 +178,7 @@ def test_random_sigkills_during_training(graph, reference, tmp_path):
 
     kills = max(3, CASES // 100)
     for _ in range(kills):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            try:
-                train_forever()
-            finally:
-                os._exit(0)
+        pid = _fork(train_forever)
         time.sleep(rng.uniform(0.2, 1.2))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)

@@ -36,31 +36,17 @@ def test_ddp_two_ranks_keep_identical_parameters_and_loss_falls(tmp_path):
     assert rank0["history"]["pretrain_recon"] != rank1["history"]["pretrain_recon"]  # different shards per rank
 
 
-# A full-batch toy model whose steps draw random numbers (dropout): each rank draws different ones, so a resume
-# that restored rank 0's generator on every rank would drift from the uninterrupted run.
+# The fault matrix's toy model draws random numbers at every step (dropout, noise): each rank draws different ones,
+# so a resume that restored rank 0's generator on every rank would drift from the uninterrupted run.
 _RESUME_WORKER = """
 import sys
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch_geometric.nn import GCNConv
 
 from pyg_em.datasets import attributed_sbm
-from pyg_em.models import BaseModel, LossOutput
 from pyg_em.train import LambdaCallback, Trainer, init_distributed, seed_everything
-
-
-class Toy(BaseModel):
-    def __init__(self):
-        super().__init__()
-        self.conv, self.dec = GCNConv(6, 8), torch.nn.Linear(8, 6)
-
-    def loss(self, data):
-        z = F.dropout(self.conv(data.x, data.edge_index).relu(), p=0.3, training=self.training)
-        noise = torch.randn_like(data.x) * 0.1
-        recon = F.mse_loss(self.dec(z), data.x + noise)
-        return LossOutput(recon, {"recon": recon})
+from tests.test_checkpoint_faults import Toy
 
 
 class Stop(Exception):
