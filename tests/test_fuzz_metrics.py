@@ -251,7 +251,7 @@ def _clustering_invalid(h, rng, i):
         (lambda: clustering_accuracy(y, y[:-1]), ["y_true and y_pred"]),
         (lambda: nmi([], []), ["y_true"]),
         (lambda: ari(y + 0.5, y), ["y_true"]),
-        (lambda: clustering_accuracy(y, np.where(y == 0, np.nan, y)), ["y_pred"]),
+        (lambda: clustering_accuracy(y, np.r_[np.nan, y[1:]]), ["y_pred"]),
         (lambda: clustering_accuracy(np.full(n, -1), y, ignore_label=-1), ["ignore_label"]),
         (lambda: clustering_accuracy(y, [object()] * n), ["y_pred"]),
     ]
@@ -423,7 +423,7 @@ def _loss_invalid(h, rng, i):
     mutations = [
         ("int32", lambda d: setattr(d, "edge_index", e.int()), ["edge_index"]),
         ("out-of-range", lambda d: setattr(d, "edge_index", e + d.num_nodes), ["edge_index"]),
-        ("negative-id", lambda d: setattr(d, "edge_index", e - 1), ["edge_index"]),
+        ("negative-id", lambda d: setattr(d, "edge_index", torch.cat([e[:, :1] * 0 - 1, e], 1)), ["edge_index"]),
         ("empty", lambda d: setattr(d, "edge_index", e[:, :0]), ["edge_index", "pos_edge_index"]),
         ("nan-x", lambda d: d.x.__setitem__((0, 0), float("nan")), ["x"]),
         ("int-x", lambda d: setattr(d, "x", d.x.long()), ["x"]),
