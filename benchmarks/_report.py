@@ -13,6 +13,12 @@ import torch
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def data_root() -> str:
+    """The Planetoid data root of every suite: ``$PYG_EM_DATA``, else ``../shared/data/planetoid`` beside the
+    checkout (the one place this default is written)."""
+    return os.environ.get("PYG_EM_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "planetoid"))
+
+
 def machine() -> str:
     """One line naming the hardware and library versions a table was measured with."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or "cpu"

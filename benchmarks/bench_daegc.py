@@ -17,20 +17,17 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks._report import command, machine, markdown_table, write_section
+from benchmarks._report import command, data_root, machine, markdown_table, write_section
 from pyg_em.datasets import load_planetoid
 from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
 from pyg_em.recipes import DAEGCRecipe, fit_daegc
 from pyg_em.train import seed_everything
-
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "planetoid"
 
 
 def run_ours(data, seed: int, minibatch: bool, epochs: int) -> dict[str, float]:
@@ -132,7 +129,7 @@ def main() -> None:
                                    f"Command: `OMP_NUM_THREADS=1 PYTHONPATH=$PWD {command()}`\n\n"
                                    f"Machine: {machine()}\n")
         return
-    data = load_planetoid("cora", root=os.environ.get("PYG_EM_DATA", DEFAULT_ROOT))
+    data = load_planetoid("cora", root=data_root())
     runs = {"ours full batch": lambda s: run_ours(data, s, False, args.epochs),
             "ours mini-batch (512 seeds, fan-out 15/10)": lambda s: run_ours(data, s, True, args.epochs),
             "PyAGC DAEGC 1.1.2": lambda s: run_pyagc(data, s, args.epochs)}

@@ -35,7 +35,7 @@ import torch_geometric.nn as pygnn
 import torch_geometric.transforms as T
 from torch_geometric.nn import GCNConv
 
-from benchmarks._report import machine, markdown_table, write_section
+from benchmarks._report import data_root, machine, markdown_table, write_section
 from pyg_em.datasets import load_planetoid
 from pyg_em.models import GAE, evaluate_link_prediction, link_split
 from pyg_em.recipes import GAERecipe, VGAERecipe
@@ -156,7 +156,7 @@ def mean_std(values: list[float], scale: float = 100.0) -> str:
 
 def run_dataset(name: str, seeds: list[int], save) -> dict:
     """All seeds of one dataset; ``save(results)`` is called after the timing and after every seed."""
-    data = load_planetoid(name, root=os.environ.get("PYG_EM_DATA", "../shared/data/planetoid"),
+    data = load_planetoid(name, root=data_root(),
                           transform=T.NormalizeFeatures())
     results: dict = {"seeds": [], "runs": {}}
     split = link_split(data, seed=seeds[0])
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.datasets:
         if args.timing_only:
             results = json.loads(RUNS.read_text())[name]
-            data = load_planetoid(name, root=os.environ.get("PYG_EM_DATA", "../shared/data/planetoid"),
+            data = load_planetoid(name, root=data_root(),
                                   transform=T.NormalizeFeatures())
             split = link_split(data, seed=0)
             for variational, kind in ((False, "GAE"), (True, "VGAE")):
