@@ -12,6 +12,7 @@ from torch import Tensor
 from torch_geometric.nn import GCNConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
+from pyg_em.nn.sparse_matmul import constant_sparse_matmul, csr_pair
 from pyg_em.utils.cache import TensorKeyedCache, is_sparse_tensor
 from pyg_em.validation import check_graph, check_positive, check_positive_int
 
@@ -32,7 +33,7 @@ class NormalizedAdjacencyCache(TensorKeyedCache):
     PyG's ``GCNConv(cached=True)`` computes the normalisation on the first call and silently reuses it even
     when a different graph is passed later (a classic pitfall with mini-batches or edge dropout). This cache
     keys the result on the identity and version of the ``edge_index`` / ``edge_weight`` tensors (see
-    :class:`TensorKeyedCache`), so any new or modified graph is re-normalised. Edge weights that require
+    :class:`~pyg_em.utils.TensorKeyedCache`), so any new or modified graph is re-normalised. Edge weights that require
     gradients are never cached, since the normalisation must then stay in the autograd graph.
     """
 
@@ -61,12 +62,22 @@ class GraphEncoderBase(torch.nn.Module):
         self.improved, self.add_self_loops = improved, add_self_loops
         self.cache_normalization, self.sparse_features = cache_normalization, sparse_features
         self._sparse_x_cache = TensorKeyedCache()
+        self._transpose_cache = TensorKeyedCache()
         self._norm_cache = NormalizedAdjacencyCache()
 
     def clear_cache(self) -> None:
         """Forget the cached normalisation and sparse features (they are also refreshed automatically)."""
         self._norm_cache.clear()
         self._sparse_x_cache.clear()
+        self._transpose_cache.clear()
+
+    def sparse_linear(self, h: Tensor, weight: Tensor) -> Tensor:
+        """:math:`\\mathbf{H}\\mathbf{W}^\\top` for a constant sparse CSR ``h`` (gathered mini-batch rows or
+        cached features), with :math:`\\mathbf{H}^\\top` built once per ``h`` by one sort of its entries and
+        reused in backward (:func:`~pyg_em.nn.sparse_matmul.constant_sparse_matmul`): no dense pass and no COO
+        round trip per batch, and several times faster than ``F.linear`` on a CSR input."""
+        pair = self._transpose_cache.get((h,), lambda: csr_pair(h))
+        return constant_sparse_matmul(pair[0], pair[1], weight.t())
 
     def prepare(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None) -> tuple[Tensor, Any, Tensor | None]:
         """Validate the inputs; return the (dropped-out, possibly sparse) features and the normalised graph."""
@@ -188,6 +199,7 @@ class GCNEncoder(GraphEncoderBase):
         return [GCNConv(in_channels, out_channels, normalize=False, bias=bias)]
 
     def reset_parameters(self) -> None:
+        """Re-initialise every convolution."""
         for conv in (*self.convs, *self.heads):
             conv.reset_parameters()
         self.clear_cache()
@@ -197,13 +209,22 @@ class GCNEncoder(GraphEncoderBase):
         """The last hidden representation (input of the output head(s)) and the normalised graph."""
         h, adj, weight = self.prepare(x, edge_index, edge_weight)
         for conv in self.convs:
-            h = F.relu(conv(h, adj, weight))
+            h = F.relu(self._conv(conv, h, adj, weight))
             h = F.dropout(h, self.dropout, self.training)
         return h, adj, weight
 
+    def _conv(self, conv: GCNConv, h: Tensor, adj: Any, weight: Tensor | None) -> Tensor:
+        """``conv(h, adj, weight)``; a CSR ``h`` is multiplied by :meth:`sparse_linear` first (the steps of
+        ``GCNConv.forward`` with ``normalize=False``: linear map, propagation, bias)."""
+        if h.layout != torch.sparse_csr or h.requires_grad:
+            return conv(h, adj, weight)
+        out = conv.propagate(adj, x=self.sparse_linear(h, conv.lin.weight), edge_weight=weight)
+        return out + conv.bias if conv.bias is not None else out
+
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
+        """Node embeddings :math:`(N, D)` of the graph ``(x, edge_index, edge_weight)``."""
         h, adj, weight = self.hidden(x, edge_index, edge_weight)
-        return self.heads[0](h, adj, weight)
+        return self._conv(self.heads[0], h, adj, weight)
 
     def __repr__(self) -> str:
         widths = "->".join(str(c) for c in (self.in_channels, *self.hidden_channels, self.out_channels))
@@ -231,5 +252,7 @@ class VariationalGCNEncoder(GCNEncoder):
         return [GCNConv(in_channels, out_channels, normalize=False, bias=bias) for _ in range(2)]
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:math:`(\\boldsymbol\\mu, \\log\\boldsymbol\\sigma)`, each :math:`(N, D)`, of the graph
+        ``(x, edge_index, edge_weight)``."""
         h, adj, weight = self.hidden(x, edge_index, edge_weight)
-        return self.heads[0](h, adj, weight), self.heads[1](h, adj, weight)
+        return self._conv(self.heads[0], h, adj, weight), self._conv(self.heads[1], h, adj, weight)

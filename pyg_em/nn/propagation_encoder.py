@@ -94,6 +94,7 @@ class NormalizedPropagationEncoder(GraphEncoderBase):
     _num_heads = 1
 
     def reset_parameters(self) -> None:
+        """Re-initialise the linear layers."""
         for lin in self.lins:
             lin.reset_parameters()
         self.clear_cache()
@@ -156,12 +157,15 @@ class NormalizedPropagationEncoder(GraphEncoderBase):
     def _linear(self, h: Tensor, index: int) -> Tensor:
         """``lins[index](h)``; sparse features use the cached transpose in backward (no per-step CSR rebuild)."""
         lin = self.lins[index]
+        if h.layout == torch.sparse_csr:  # gathered rows or cached features: transpose by one sort, no COO trip
+            return self.sparse_linear(h, lin.weight) + lin.bias
         if h.layout == torch.strided or (self.training and self.input_dropout > 0):
             return lin(h)
         h_t = self._feature_t_cache.get((h,), lambda: sparse_pair(h)[1])
         return constant_sparse_matmul(h, h_t, lin.weight.t()) + lin.bias
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
+        """Node embeddings :math:`(N, D)` of the graph ``(x, edge_index, edge_weight)``."""
         h, adj, weight = self.prepare(x, edge_index, edge_weight)
         return self.propagate(self.scale * F.normalize(self._linear(h, 0), dim=1), adj, weight)
 
@@ -190,6 +194,8 @@ class VariationalNormalizedPropagationEncoder(NormalizedPropagationEncoder):
     _num_heads = 2
 
     def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """:math:`(\\boldsymbol\\mu, \\log\\boldsymbol\\sigma)`, each :math:`(N, D)`, of the graph
+        ``(x, edge_index, edge_weight)``."""
         h, adj, weight = self.prepare(x, edge_index, edge_weight)
         # The propagation acts on each column independently: run both heads through it at once.
         both = torch.cat([self.scale * F.normalize(self._linear(h, 0), dim=1), self._linear(h, 1)], dim=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -10,11 +12,20 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from pyg_em.nn.sparse_matmul import CSRPattern, constant_sparse_matmul, csr_pattern, edge_value_matmul, sparse_pair
+from pyg_em.nn.sparse_matmul import (
+    CSRPattern,
+    _csr,
+    constant_sparse_matmul,
+    csr_pair,
+    csr_pattern,
+    edge_value_matmul,
+    sparse_pair,
+)
 from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.validation import check_edge_weight, check_features, check_positive_int
 
-__all__ = ["ProximityAttentionConv", "transition_proximity"]
+__all__ = ["ProximityAttentionConv", "ProximityGraph", "proximity_graph", "proximity_keys", "restrict_proximity",
+           "transition_proximity"]
 
 
 def _row_normalised(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -95,6 +106,70 @@ def transition_proximity(
     return pattern, values
 
 
+class ProximityGraph(NamedTuple):
+    r"""The attention pattern of one graph with its proximity values and CSR layout.
+
+    ``index`` is :math:`(2, E')` with row 0 the attending node :math:`i` and row 1 the attended node :math:`j`
+    (edges plus self loops), ``values`` holds :math:`M_{ij}` per column of ``index``, and ``csr`` is the
+    :class:`~pyg_em.nn.sparse_matmul.CSRPattern` of ``index`` (rows = attending nodes).
+    """
+
+    index: Tensor
+    values: Tensor
+    csr: CSRPattern
+
+
+def proximity_graph(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None,
+                    chunk_size: int | None = None) -> ProximityGraph:
+    """The :class:`ProximityGraph` of a graph: :func:`transition_proximity` plus its CSR layout."""
+    with torch.no_grad():
+        pattern, prox = transition_proximity(edge_index, num_nodes, edge_weight, chunk_size=chunk_size)
+        return ProximityGraph(pattern, prox, csr_pattern(pattern[0], pattern[1], (num_nodes, num_nodes)))
+
+
+def proximity_keys(graph: ProximityGraph) -> tuple[Tensor, Tensor]:
+    r"""Sorted pair keys :math:`i N + j` of a graph's attention pattern and :math:`M_{ij}` in the same order,
+    the lookup table of :func:`restrict_proximity`."""
+    csr, n = graph.csr, graph.csr.size[0]
+    rows = torch.repeat_interleave(torch.arange(n, device=csr.crow.device), csr.crow.diff(),
+                                   output_size=csr.col.numel())
+    return rows * n + csr.col, graph.values[csr.order]
+
+
+def restrict_proximity(keys: Tensor, values: Tensor, num_nodes: int, n_id: Tensor,
+                       edge_index: Tensor) -> ProximityGraph:
+    r"""The attention pattern of a sampled subgraph, with the *whole graph's* proximity :math:`M_{ij}`.
+
+    A ``NeighborLoader`` batch holds edges :math:`j \to i` (``edge_index[0]`` the sampled neighbour,
+    ``edge_index[1]`` the node it was sampled for, local ids). Node :math:`i` attends to its sampled
+    neighbours and itself with the values of :math:`M` of the full graph, looked up by global ids ``n_id`` in
+    ``keys``/``values`` (:func:`proximity_keys`): :math:`M` is then the paper's proximity, independent of
+    which neighbours were sampled, and no batch recomputes it; the softmax runs over the sampled neighbours.
+    With every neighbour sampled at every hop, the seeds' outputs equal the full-graph forward. A pair absent
+    from the full pattern (a sampled edge whose reverse is not an edge: directed graphs) gets :math:`M = 0`.
+
+    The self-loop filter sizes a tensor by the data: call this where the batch is built (a loader transform on
+    the CPU, see :func:`pyg_em.recipes.fit_daegc`), not inside a device step.
+
+    Args:
+        keys (Tensor): Sorted full-graph pair keys :math:`i N + j`.
+        values (Tensor): :math:`M_{ij}` in the order of ``keys``.
+        num_nodes (int): Nodes :math:`N` of the full graph (the base of ``keys``).
+        n_id (Tensor): Global id of each local node :math:`(N_b,)`.
+        edge_index (Tensor): Sampled edges :math:`(2, E_b)` in local ids.
+    """
+    target, source = edge_index[1], edge_index[0]
+    keep = target != source
+    loops = torch.arange(n_id.numel(), device=n_id.device)
+    target, source = torch.cat([target[keep], loops]), torch.cat([source[keep], loops])
+    query = n_id[target] * num_nodes + n_id[source]
+    pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
+    found = keys[pos] == query
+    prox = torch.where(found, values[pos], torch.zeros((), dtype=values.dtype, device=values.device))
+    n = n_id.numel()
+    return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
+
+
 class ProximityAttentionConv(MessagePassing):
     r"""Attention over 1-hop neighbours and self, weighted by the transition proximity (Wang et al., 2019).
 
@@ -142,6 +217,7 @@ class ProximityAttentionConv(MessagePassing):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Re-initialise the projection (PyTorch default), the attention vectors (Glorot) and the bias (zero)."""
         super().reset_parameters()
         self.lin.reset_parameters()
         glorot(self.att_self)
@@ -149,24 +225,29 @@ class ProximityAttentionConv(MessagePassing):
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
 
-    def _cached_pattern(self, edge_index: Tensor, num_nodes: int,
-                        edge_weight: Tensor | None) -> tuple[Tensor, Tensor, CSRPattern]:
-        def compute() -> tuple[Tensor, Tensor, CSRPattern]:
-            with torch.no_grad():
-                pattern, prox = transition_proximity(edge_index, num_nodes, edge_weight)
-                # Messages flow source j -> target i, so A[i, j] = alpha_ij: rows are targets.
-                return pattern, prox, csr_pattern(pattern[0], pattern[1], (num_nodes, num_nodes))
-
-        return self._proximity_cache.get((edge_index, edge_weight), compute, extra=(num_nodes,))
+    def graph(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> ProximityGraph:
+        """The :class:`ProximityGraph` of a graph, cached until ``edge_index``/``edge_weight`` change."""
+        return self._proximity_cache.get(
+            (edge_index, edge_weight), lambda: proximity_graph(edge_index, num_nodes, edge_weight),
+            extra=(num_nodes,))
 
     def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The attention pattern and its proximity values, cached until ``edge_index``/``edge_weight`` change."""
-        pattern, prox, _ = self._cached_pattern(edge_index, num_nodes, edge_weight)
-        return pattern, prox
+        graph = self.graph(edge_index, num_nodes, edge_weight)
+        return graph.index, graph.values
 
     def project(self, x: Tensor) -> Tensor:
-        """:math:`\\mathbf{W}\\mathbf{x}_i` for every node, as a sparse product for constant sparse features."""
-        if x.requires_grad or x.layout != torch.strided or self.sparse_input is False:
+        """:math:`\\mathbf{W}\\mathbf{x}_i` for every node, as a sparse product for constant sparse features.
+
+        Sparse CSR input (mini-batch rows gathered by :class:`~pyg_em.nn.FeatureRows`) is used as it is, its
+        transpose built by one sort of its entries; dense input is converted once per feature tensor.
+        """
+        if x.requires_grad or self.sparse_input is False:
+            return self.lin(x)
+        if x.layout == torch.sparse_csr:  # not cached: a batch's rows would evict the whole graph's features
+            x, x_t = csr_pair(x)
+            return constant_sparse_matmul(x, x_t, self.lin.weight.t())
+        if x.layout != torch.strided:
             return self.lin(x)
 
         def compute() -> tuple[Tensor, Tensor] | None:
@@ -179,29 +260,56 @@ class ProximityAttentionConv(MessagePassing):
             return self.lin(x)
         return constant_sparse_matmul(pair[0], pair[1], self.lin.weight.t())
 
+    def _alpha(self, h_target: Tensor, h_source: Tensor, prox: Tensor, target: Tensor, source: Tensor,
+               num_targets: int) -> Tensor:
+        logits = (h_target * self.att_self).sum(-1)[target] + (h_source * self.att_neighbor).sum(-1)[source]
+        logits = F.leaky_relu(prox.to(h_source.dtype) * logits, self.negative_slope)
+        return softmax(logits, target, num_nodes=num_targets)
+
     def attention(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
-                  h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  h: Tensor | None = None, graph: ProximityGraph | None = None) -> tuple[Tensor, Tensor]:
         """Attention coefficients :math:`\\alpha_{ij}` and their ``(source j, target i)`` edge index.
 
         Row :math:`i` of :math:`M` belongs to the attending node, so the message flows from :math:`j` to :math:`i`.
         """
         h = self.project(x) if h is None else h
-        pattern, prox = self.proximity(edge_index, x.size(0), edge_weight)
-        target, source = pattern
-        logits = (h * self.att_self).sum(-1)[target] + (h * self.att_neighbor).sum(-1)[source]
-        logits = F.leaky_relu(prox.to(h.dtype) * logits, self.negative_slope)
-        return torch.stack([source, target]), softmax(logits, target, num_nodes=x.size(0))
+        graph = self.graph(edge_index, x.size(0), edge_weight) if graph is None else graph
+        target, source = graph.index
+        return torch.stack([source, target]), self._alpha(h, h, graph.values, target, source, x.size(0))
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        check_features(x, "x")
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
+                graph: ProximityGraph | None = None) -> Tensor:
+        """Attend over ``edge_index`` (``graph``: a precomputed :class:`ProximityGraph` of it, such as a
+        mini-batch's :func:`restrict_proximity`, used instead of computing :math:`M`)."""
+        if x.layout == torch.strided:
+            check_features(x, "x")
         check_edge_weight(edge_weight, edge_index.size(1))
         h = self.project(x)
-        _, alpha = self.attention(x, edge_index, edge_weight, h=h)
+        graph = self.graph(edge_index, x.size(0), edge_weight) if graph is None else graph
+        _, alpha = self.attention(x, edge_index, edge_weight, h=h, graph=graph)
         alpha = F.dropout(alpha, p=self.dropout, training=self.training)
         # One sparse product instead of propagate()'s gather-multiply-scatter: the (E, F) message array it
         # allocates in both passes made up most of a DAEGC step on CPU (see pyg_em.nn.sparse_matmul).
-        _, _, csr = self._cached_pattern(edge_index, x.size(0), edge_weight)
-        out = edge_value_matmul(alpha, h, csr)
+        out = edge_value_matmul(alpha, h, graph.csr)
+        return out + self.bias if self.bias is not None else out
+
+    @torch.no_grad()
+    def forward_rows(self, h: Tensor, graph: ProximityGraph, start: int, stop: int) -> Tensor:
+        r"""The outputs of nodes ``start`` to ``stop - 1`` of the full graph, without dropout (inference).
+
+        ``h`` is :meth:`project` of *every* node; only the attention rows of the chunk are formed, so the
+        memory above ``h`` is bounded by the chunk's edges. Chunks over all nodes reproduce :meth:`forward` in
+        evaluation mode (the layer-wise inference of :meth:`pyg_em.models.DAEGC.embed_data`).
+        """
+        crow = graph.csr.crow
+        first, last = int(crow[start]), int(crow[stop])
+        local_crow = crow[start:stop + 1] - first
+        cols = graph.csr.col[first:last]
+        prox = graph.values[graph.csr.order[first:last]]
+        rows = torch.repeat_interleave(torch.arange(stop - start, device=h.device), local_crow.diff(),
+                                       output_size=last - first)
+        alpha = self._alpha(h[start:stop], h, prox, rows, cols, stop - start)
+        out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
         return out + self.bias if self.bias is not None else out
 
     def __repr__(self) -> str:

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["ConstantSparseMatmul", "CSRPattern", "EdgeValueMatmul", "constant_sparse_matmul", "csr_pattern",
-           "edge_value_matmul", "sparse_pair"]
+__all__ = ["ConstantSparseMatmul", "CSRPattern", "EdgeValueMatmul", "constant_sparse_matmul", "csr_pair",
+           "csr_pattern", "csr_rows", "edge_value_matmul", "sparse_pair"]
 
 
 def sparse_pair(matrix: Tensor) -> tuple[Tensor, Tensor]:
@@ -42,16 +42,48 @@ def sparse_pair(matrix: Tensor) -> tuple[Tensor, Tensor]:
         return coo.to_sparse_csr(), coo.t().coalesce().to_sparse_csr()
 
 
+def csr_rows(matrix: Tensor, index: Tensor) -> Tensor:
+    r"""Rows ``index`` of a sparse CSR ``matrix``, as a CSR matrix (a vectorised gather of the rows' entries).
+
+    Costs :math:`O(|\mathrm{index}| + \mathrm{nnz\ of\ the\ rows})`, against a dense-to-sparse conversion of
+    the gathered rows that scans all :math:`|\mathrm{index}| \cdot F` entries. The output size depends on the
+    data, so this reads one count on the host: run it where mini-batches are built (a loader transform on
+    the CPU), not inside a device step.
+    """
+    crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+    start = crow[index]
+    counts = crow[index + 1] - start
+    new_crow = torch.zeros(index.numel() + 1, dtype=crow.dtype, device=crow.device)
+    torch.cumsum(counts, 0, out=new_crow[1:])
+    total = int(new_crow[-1])
+    # Entry k of output row r sits at start[r] + (k - new_crow[r]) in the input.
+    offsets = torch.repeat_interleave(start - new_crow[:-1], counts, output_size=total)
+    positions = offsets + torch.arange(total, dtype=crow.dtype, device=crow.device)
+    return _csr(new_crow, col[positions], values[positions], (index.numel(), matrix.size(1)))
+
+
+def csr_pair(matrix: Tensor) -> tuple[Tensor, Tensor]:
+    """``(A, A^T)`` as CSR tensors from a CSR ``A``, the transpose by one sort of its entries (no dense pass and
+    no COO round trip, unlike :func:`sparse_pair`)."""
+    crow, col, values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+    rows = torch.repeat_interleave(torch.arange(matrix.size(0), device=crow.device), crow.diff(),
+                                   output_size=col.numel())
+    t_crow, t_col, order = _compressed(col, rows, matrix.size(1), matrix.size(0))
+    return matrix, _csr(t_crow, t_col, values[order], (matrix.size(1), matrix.size(0)))
+
+
 class ConstantSparseMatmul(torch.autograd.Function):
     """``A @ B`` for a constant sparse ``A`` with a precomputed transpose ``A_t`` (see the module docstring)."""
 
     @staticmethod
     def forward(ctx, a: Tensor, a_t: Tensor, b: Tensor) -> Tensor:
+        """``A @ B``; saves ``A_t`` for the backward."""
         ctx.save_for_backward(a_t)
         return torch.sparse.mm(a, b)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor | None]:
+        """``A^T @ grad`` for ``b`` (``A`` is constant: no gradient)."""
         (a_t,) = ctx.saved_tensors
         return None, None, torch.sparse.mm(a_t, grad) if ctx.needs_input_grad[2] else None
 
@@ -117,6 +149,7 @@ class EdgeValueMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, values: Tensor, b: Tensor, pattern: CSRPattern) -> Tensor:
+        """``A(values) @ B`` on the fixed pattern."""
         ctx.pattern = pattern
         ctx.save_for_backward(values, b)
         return torch.sparse.mm(_csr(pattern.crow, pattern.col, values[pattern.order], pattern.size), b)
@@ -124,6 +157,7 @@ class EdgeValueMatmul(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        """Gradients for ``values`` (``grad_i . B_j`` on the pattern, an SDDMM) and for ``B`` (``A^T @ grad``)."""
         values, b = ctx.saved_tensors
         pattern: CSRPattern = ctx.pattern
         grad = grad.contiguous()

@@ -12,11 +12,13 @@ from torch_geometric.data import Data
 
 from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
+from pyg_em.nn import FeatureRows, ProximityGraph, proximity_graph, proximity_keys, restrict_proximity
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
 from pyg_em.train import LambdaCallback, Trainer, seed_everything, shard_indices
+from pyg_em.utils.negative_sampling import forbidden_pair_keys
 from pyg_em.validation import check_graph, check_n_clusters, check_positive_int
 
-__all__ = ["fit_daegc", "DAEGCRecipe"]
+__all__ = ["fit_daegc", "DAEGCRecipe", "daegc_neighbor_loader", "check_num_neighbors"]
 
 
 def _pretrain_epochs(pretrain_steps: int, pretrain_epochs: int | None, loader: Any) -> int:
@@ -25,6 +27,72 @@ def _pretrain_epochs(pretrain_steps: int, pretrain_epochs: int | None, loader: A
         return pretrain_epochs
     steps_per_epoch = 1 if loader is None else max(1, len(loader))
     return -(-pretrain_steps // steps_per_epoch)
+
+
+def check_num_neighbors(num_neighbors: Any, depth: int, name: str = "num_neighbors") -> list[int]:
+    """``num_neighbors`` as a list of ``depth`` fan-outs, each a positive int or -1 (all neighbours)."""
+    if isinstance(num_neighbors, (str, bytes)) or not hasattr(num_neighbors, "__len__"):
+        raise ValueError(f"{name} must be a list of {depth} fan-outs (one per layer), got {num_neighbors!r}")
+    fanouts = list(num_neighbors)
+    if len(fanouts) != depth:
+        raise ValueError(f"{name} must have {depth} fan-outs, one per message-passing layer of the model, got "
+                         f"{fanouts!r}; e.g. {[15, 10][:depth] + [10] * max(0, depth - 2)}")
+    for k in fanouts:
+        if isinstance(k, bool) or not isinstance(k, int) or not (k > 0 or k == -1):
+            raise ValueError(f"{name} entries must be positive ints (or -1 for every neighbour), got {fanouts!r}: "
+                             "a fan-out of 0 samples batches without edges")
+    return fanouts
+
+
+class _DAEGCBatch:
+    """``NeighborLoader`` transform: the batch's feature rows (gathered from one CSR/dense copy) and its
+    attention pattern with the whole graph's proximity :math:`M` (looked up, not recomputed), both built on
+    the CPU where the loader builds the batch, so a training step reads no count from the device."""
+
+    def __init__(self, x: torch.Tensor, graph: ProximityGraph) -> None:
+        self.features = FeatureRows(x)
+        self.num_nodes = x.size(0)
+        keys, values = proximity_keys(graph)
+        self.keys, self.values = keys.cpu(), values.cpu()
+
+    def __call__(self, batch: Data) -> Data:
+        batch = self.features.transform(batch)
+        batch.proximity_graph = restrict_proximity(self.keys, self.values, self.num_nodes, batch.n_id,
+                                                   batch.edge_index)
+        return batch
+
+
+def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] | None = None, *,
+                          seed: int = 0, shuffle: bool = True, graph: ProximityGraph | None = None):
+    """The :class:`~torch_geometric.loader.NeighborLoader` of :func:`fit_daegc`: ``batch_size`` seed nodes per
+    batch (this rank's shard under ``torch.distributed``), ``num_neighbors`` per attention layer, features
+    gathered by :class:`~pyg_em.nn.FeatureRows` and the whole graph's proximity on each batch
+    (:func:`~pyg_em.nn.restrict_proximity`).
+
+    Args:
+        data (Data): The whole graph (``x``, ``edge_index``, optional ``edge_weight``).
+        batch_size (int): Seed nodes per batch.
+        num_neighbors (list[int], optional): Fan-out per layer (positive, or -1 for all).
+            (default: :obj:`[15, 10]`)
+        seed (int): Seed of the seed-node sharding. (default: :obj:`0`)
+        shuffle (bool): Shuffle the seeds every epoch. (default: :obj:`True`)
+        graph (ProximityGraph, optional): :func:`~pyg_em.nn.proximity_graph` of ``data`` when already
+            computed (e.g. the model's cached one). (default: :obj:`None`)
+    """
+    from torch_geometric.loader import NeighborLoader
+
+    check_positive_int(batch_size, "batch_size")
+    fanouts = check_num_neighbors([15, 10] if num_neighbors is None else num_neighbors, DAEGC.num_layers)
+    edge_weight = getattr(data, "edge_weight", None)
+    loader_data = Data(edge_index=data.edge_index.cpu(), num_nodes=data.num_nodes)  # no x: rows are gathered
+    if edge_weight is not None:
+        loader_data.edge_weight = edge_weight.cpu()
+    if graph is None:
+        graph = proximity_graph(data.edge_index, data.num_nodes, edge_weight)
+    transform = _DAEGCBatch(data.x.cpu(), graph)
+    return NeighborLoader(loader_data, num_neighbors=fanouts, batch_size=batch_size, shuffle=shuffle,
+                          input_nodes=shard_indices(data.num_nodes, seed=seed or 0, equal_size=True),
+                          transform=transform)
 
 
 def _self_training_monitor(model: DAEGC, labels: torch.Tensor | None) -> LambdaCallback:
@@ -100,16 +168,26 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
         check_positive_int(pretrain_epochs, "pretrain_epochs")
     loader = None
     if batch_size is not None:
-        from torch_geometric.loader import NeighborLoader
+        # The whole graph's M, computed once through the layers' shared cache: the loader looks the batches'
+        # values up in it, and the k-means input and every target refresh reuse it.
+        full = model.conv1.graph(data.edge_index, num_nodes, getattr(data, "edge_weight", None))
+        loader = daegc_neighbor_loader(data, batch_size, num_neighbors, seed=seed or 0, graph=full)
+    elif num_neighbors is not None:
+        check_num_neighbors(num_neighbors, DAEGC.num_layers)
+    forbidden: list[torch.Tensor] = []
 
-        check_positive_int(batch_size, "batch_size")
-        loader = NeighborLoader(data, num_neighbors=list(num_neighbors or [15, 10]), batch_size=batch_size,
-                                shuffle=True, input_nodes=shard_indices(num_nodes, seed=seed or 0, equal_size=True))
+    def keys(batch: Data) -> torch.Tensor:
+        """Every edge of the whole graph, as sorted global pair keys on the training device (built once)."""
+        if not forbidden:
+            forbidden.append(forbidden_pair_keys(data.edge_index.to(batch.edge_index.device), num_nodes))
+        return forbidden[0]
+
     common = {"device": device, "progress": progress, "weight_decay": weight_decay,
               "ddp_kwargs": {"find_unused_parameters": True}}
     pre = Trainer(model, epochs=_pretrain_epochs(pretrain_steps, pretrain_epochs, loader), lr=pretrain_lr,
                   desc="pretrain", step_fn=lambda m, d: m.pretrain_loss(d),
-                  batch_step_fn=lambda m, b: m.pretrain_loss_batch(b), **common)
+                  batch_step_fn=lambda m, b: m.pretrain_loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
+                  **common)
     pre_history = pre.fit(data if loader is None else None, loader=loader)
     data = data.to(pre.device)
     model.initialize_cluster_centers(data, n_init=n_init, seed=seed)
@@ -131,6 +209,7 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     callbacks = [LambdaCallback(on_epoch_start=refresh), _self_training_monitor(model, labels)]
     train = Trainer(model, epochs=epochs, lr=lr, desc="self-train",
                     step_fn=lambda m, d: m.loss(d, refresh_target=due["now"] and refresh_in_step),
+                    batch_step_fn=lambda m, b: m.loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
                     callbacks=callbacks, **common)
     try:
         history = train.fit(data if loader is None else None, loader=loader)

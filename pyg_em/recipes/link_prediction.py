@@ -21,16 +21,18 @@ from torch_geometric.data import Data
 
 from pyg_em.models import GAE, VGAE, evaluate_link_prediction, link_split
 from pyg_em.nn import (
+    FeatureRows,
     GCNEncoder,
     NormalizedPropagationEncoder,
     VariationalGCNEncoder,
     VariationalNormalizedPropagationEncoder,
 )
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
+from pyg_em.recipes.daegc import check_num_neighbors
 from pyg_em.train import EarlyStopping, Trainer, seed_everything
 from pyg_em.train.callbacks import Callback
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
-from pyg_em.validation import check_n_clusters
+from pyg_em.validation import check_n_clusters, check_positive, check_positive_int
 
 __all__ = ["fit_link_prediction", "link_neighbor_loader", "GAERecipe", "VGAERecipe", "MONITORS"]
 
@@ -46,22 +48,58 @@ def _encoder_depth(model: torch.nn.Module) -> int:
     return len(hidden) + 1 if isinstance(hidden, (list, tuple)) else 2
 
 
-def link_neighbor_loader(train_data: Data, model: torch.nn.Module, batch_size: int, num_neighbors: int = 10,
+def link_neighbor_loader(train_data: Data, model: torch.nn.Module, batch_size: int, num_neighbors: Any = 10,
                          neg_ratio: float = 1.0, shuffle: bool = True):
     """A :class:`~torch_geometric.loader.LinkNeighborLoader` over the positive training edges, with
     ``neg_ratio`` uniformly drawn negatives per positive (``neg_sampling='binary'``).
 
     The loader draws its negatives without looking at any edge; :meth:`~pyg_em.models.GAE.loss_batch` masks
     those that are training or held-out edges (see :func:`fit_link_prediction`), so held-out edges are never
-    taught as non-edges, exactly as in full batch.
+    taught as non-edges, exactly as in full batch. The batches' features are gathered from one copy of
+    ``train_data.x`` (CSR when sparse, :class:`~pyg_em.nn.FeatureRows`), so the encoder never converts a
+    batch's features to a sparse matrix again.
+
+    Args:
+        train_data (Data): The training split of :func:`~pyg_em.models.link_split`.
+        model (Module): The GAE/VGAE; its encoder's depth sets the number of sampled hops.
+        batch_size (int): Positive edges per batch.
+        num_neighbors (int or list[int]): Fan-out per hop (positive, or -1 for all); an int is used at every
+            hop. (default: :obj:`10`)
+        neg_ratio (float): Negatives per positive. (default: :obj:`1.0`)
+        shuffle (bool): Shuffle the edges every epoch. (default: :obj:`True`)
     """
     from torch_geometric.loader import LinkNeighborLoader
     from torch_geometric.sampler import NegativeSampling
 
-    return LinkNeighborLoader(train_data, num_neighbors=[num_neighbors] * _encoder_depth(model),
-                              edge_label_index=train_data.pos_edge_label_index,
+    check_positive_int(batch_size, "batch_size")
+    check_positive(neg_ratio, "neg_ratio")
+    depth = _encoder_depth(model)
+    if isinstance(num_neighbors, int) and not isinstance(num_neighbors, bool):
+        num_neighbors = [num_neighbors] * depth
+    fanouts = check_num_neighbors(num_neighbors, depth)
+    loader_data = Data(**{key: value for key, value in train_data.items() if key != "x"})
+    loader_data.num_nodes = train_data.num_nodes
+    features = FeatureRows(train_data.x)
+    return LinkNeighborLoader(loader_data, num_neighbors=fanouts, edge_label_index=train_data.pos_edge_label_index,
                               neg_sampling=NegativeSampling("binary", amount=neg_ratio),
-                              batch_size=batch_size, shuffle=shuffle)
+                              batch_size=batch_size, shuffle=shuffle, transform=features.transform)
+
+
+def check_loader_depth(model: torch.nn.Module, batch: Data) -> None:
+    """Raise when a loader samples fewer hops than the model's GCN encoder has layers (its seeds would miss
+    part of their receptive field) or when its batches carry no ``n_id``."""
+    if getattr(batch, "n_id", None) is None:
+        raise ValueError("the loader's batches have no n_id (global node ids): use PyG's LinkNeighborLoader (or "
+                         "pyg_em.recipes.link_neighbor_loader), which sets it")
+    hops = getattr(batch, "num_sampled_nodes", None)
+    hidden = getattr(getattr(model, "encoder", None), "hidden_channels", None)
+    if hops is None or not isinstance(hidden, (list, tuple)):
+        return
+    depth = len(hidden) + 1
+    if len(hops) - 1 != depth:
+        raise ValueError(f"the loader samples {len(hops) - 1} hop(s) but the model's encoder has {depth} GCN "
+                         f"layers: build the loader with num_neighbors of length {depth} "
+                         "(link_neighbor_loader does so from the model)")
 
 
 def _validation_fn(val_data: Data):
@@ -138,6 +176,7 @@ def fit_link_prediction(
 
         def batch_step_fn(m: torch.nn.Module, batch: Data):
             if not forbidden:  # once, on the training device: training positives plus held-out pairs
+                check_loader_depth(model, batch)
                 pos = getattr(train_data, "pos_edge_label_index", train_data.edge_index)
                 held = getattr(train_data, "held_out_edge_index", None)
                 keys = forbidden_pair_keys(pos.to(batch.edge_index.device), train_data.num_nodes,
@@ -266,7 +305,7 @@ class GAERecipe(Recipe):
     def fit(self, model: torch.nn.Module, split, *, device: Any = None,
             progress: bool | None = False) -> dict[str, list[float]]:
         """Train ``model`` on a :func:`~pyg_em.models.link_split` with this recipe's optimiser, schedule and
-        selection rule (full batch, or mini-batch when :attr:`batch_size` is set)."""
+        selection rule (full batch, or mini-batch when ``batch_size`` is set)."""
         loader = None
         if self.batch_size is not None:
             loader = link_neighbor_loader(split.train, model, self.batch_size, self.num_neighbors, self.neg_ratio)
