@@ -45,12 +45,12 @@ class KMeansRecipe(Recipe):
                             timings={"fit_s": elapsed})
 
 
-def spectral_regularization(value: float | str) -> float | str:
+def spectral_regularization(value: float | str, method: str = "spectral") -> float | str:
     """``'auto'`` or a number >= 0 (0 switches the regularisation off); TOML has no null."""
     if value == "auto":
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"regularization must be 'auto' or a number >= 0, got {value!r}")
+        raise ConfigError(f"[{method}] regularization must be 'auto' or a number >= 0, got {value!r}")
     return float(value)
 
 
@@ -73,10 +73,7 @@ class SpectralRecipe(Recipe):
 
     def validate(self) -> None:
         self._positive("n_init", "dim")
-        try:
-            self.regularization = spectral_regularization(self.regularization)
-        except ConfigError as exc:
-            raise ConfigError(f"[{self.method}] {exc}") from None
+        self.regularization = spectral_regularization(self.regularization, self.method)
 
     def run(self, data: Data, *, n_clusters: int | None = None, seed: int = 0, device: Any = None,
             progress: bool | None = False) -> RecipeResult:

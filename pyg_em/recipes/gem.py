@@ -79,10 +79,7 @@ class GEMRecipe(Recipe):
         self._positive("num_layers", "eta", "eps", "noise", "num_probes", "n_init")
         if self.feature_dim < 0:
             raise ConfigError(f"[gem] feature_dim must be an integer >= 0, got {self.feature_dim!r}")
-        try:
-            self.regularization = spectral_regularization(self.regularization)
-        except ConfigError as exc:
-            raise ConfigError(f"[gem] {exc}") from None
+        self.regularization = spectral_regularization(self.regularization, self.method)
 
     def run(self, data: Data, *, n_clusters: int | None = None, seed: int = 0, device: Any = None,
             progress: bool | None = False) -> RecipeResult:
