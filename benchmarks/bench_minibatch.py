@@ -1,0 +1,193 @@
+"""Mini-batch against full batch, side by side in one run (issue 15).
+
+Parts (``--part``, default all):
+
+- ``daegc``: DAEGC on Cora, the default recipe (what ``pyg-em run daegc`` trains), full batch vs ``--batch-size
+  512`` (fan-out 15/10): wall time per run and ACC/NMI, same seeds.
+- ``vgae``: the default VGAE recipe on CiteSeer, full batch vs ``--batch-size 1024``: time per epoch, test AUC/AP.
+- ``gae_sbm``: one GAE epoch on a 100k-node SBM (average degree 10) over one ``link_neighbor_loader``, ours
+  (``fit_link_prediction``) against PyG's own ``torch_geometric.nn.GAE`` on the same loader and encoder shape.
+- ``rss``: peak RSS above the data of ``fit_daegc(batch_size=1024)`` + ``predict`` on SBMs (one process per size).
+
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.bench_minibatch --part daegc --seeds 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks._report import command, data_root, machine, markdown_table, write_section
+from pyg_em.datasets import attributed_sbm, load_planetoid
+from pyg_em.metrics import clustering_metrics
+from pyg_em.models import DAEGC, GAE, link_split
+from pyg_em.nn import GCNEncoder
+from pyg_em.recipes import DAEGCRecipe, VGAERecipe, fit_daegc, fit_link_prediction, link_neighbor_loader
+from pyg_em.train import seed_everything
+
+LOADED = "The machine was shared with other agents (2 cores, load average above 10): compare the ratios."
+
+
+def _mean_std(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+
+
+def part_daegc(seeds: int, epochs: int) -> str:
+    data = load_planetoid("cora", root=data_root())
+    rows, runs = [], {}
+    for mode, batch_size in (("full batch", None), ("mini-batch 512, 15/10", 512)):
+        acc, nmi, secs = [], [], []
+        for seed in range(seeds):
+            recipe = DAEGCRecipe().with_settings(epochs=epochs, batch_size=batch_size)
+            result = recipe.run(data, n_clusters=7, seed=seed)
+            scores = clustering_metrics(data.y, result.labels)
+            acc.append(100 * scores["acc"])
+            nmi.append(100 * scores["nmi"])
+            secs.append(result.timings["fit_s"])
+            print(mode, seed, acc[-1], secs[-1], flush=True)
+        runs[mode] = secs
+        rows.append([mode, _mean_std(acc), _mean_std(nmi), f"{statistics.mean(secs):.1f}"])
+    ratio = statistics.mean(runs["mini-batch 512, 15/10"]) / statistics.mean(runs["full batch"])
+    return (f"### DAEGC on Cora: mini-batch vs full batch ({seeds} seeds, {epochs} self-training epochs)\n\n"
+            + markdown_table(["mode", "ACC %", "NMI %", "s per run (fit)"], rows)
+            + f"\n\nMini-batch / full batch wall time: **{ratio:.2f}×** (target ≤ 2×). {LOADED}\n")
+
+
+def part_vgae(epochs: int) -> str:
+    data = load_planetoid("citeseer", root=data_root())
+    rows, per_epoch = [], {}
+    for mode, batch_size in (("full batch", None), ("mini-batch 1024", 1024)):
+        recipe = VGAERecipe().with_settings(epochs=epochs, batch_size=batch_size)
+        result = recipe.run(data, seed=0)
+        per_epoch[mode] = result.timings["fit_s"] / epochs
+        print(mode, result.metrics["auc"], per_epoch[mode], flush=True)
+        rows.append([mode, f"{100 * result.metrics['auc']:.2f}", f"{100 * result.metrics['ap']:.2f}",
+                     f"{per_epoch[mode]:.3f}"])
+    ratio = per_epoch["mini-batch 1024"] / per_epoch["full batch"]
+    return (f"### VGAE on CiteSeer: `--batch-size 1024` vs full batch (default recipe, {epochs} epochs, seed 0)\n\n"
+            + markdown_table(["mode", "test AUC %", "test AP %", "s per epoch (with validation)"], rows)
+            + f"\n\nMini-batch / full batch time per epoch: **{ratio:.2f}×** (target ≤ 2×). {LOADED}\n")
+
+
+class _PyGEncoder(torch.nn.Module):
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+
+        self.conv1, self.conv2 = GCNConv(in_channels, 32), GCNConv(32, 16)
+
+    def forward(self, x, edge_index):
+        return self.conv2(F.relu(self.conv1(x, edge_index)), edge_index)
+
+
+def _pyg_epoch(loader, in_channels: int) -> float:
+    from torch_geometric.nn import GAE as PyGGAE
+
+    seed_everything(0)
+    model = PyGGAE(_PyGEncoder(in_channels))
+    opt = torch.optim.Adam(model.parameters(), lr=0.005)
+    start = time.perf_counter()
+    for batch in loader:
+        opt.zero_grad()
+        z = model.encode(batch.x, batch.edge_index)
+        logits = model.decoder(z, batch.edge_label_index, sigmoid=False)
+        F.binary_cross_entropy_with_logits(logits, batch.edge_label).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def part_gae_sbm(num_nodes: int, batch_size: int) -> str:
+    data = attributed_sbm(num_nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, seed=0)
+    split = link_split(data, val_ratio=0.05, test_ratio=0.1, seed=0)
+    seed_everything(0)
+    ours = GAE(GCNEncoder(32, [32], 16))
+    loader = link_neighbor_loader(split.train, ours, batch_size, 10)
+    start = time.perf_counter()
+    fit_link_prediction(ours, split.train, None, epochs=1, loader=loader, monitor=None)
+    ours_s = time.perf_counter() - start
+    pyg_s = _pyg_epoch(loader, 32)
+    print("gae epoch", ours_s, pyg_s, flush=True)
+    rows = [["pyg_em GAE (fit_link_prediction, leak-free negatives)", f"{ours_s:.1f}"],
+            ["torch_geometric.nn.GAE, same loader", f"{pyg_s:.1f}"]]
+    return (f"### GAE `LinkNeighborLoader` epoch, {num_nodes:,}-node SBM (average degree 10, 32 features), "
+            f"{len(loader)} batches of {batch_size} edges, fan-out 10/10\n\n"
+            + markdown_table(["model", "s per epoch"], rows)
+            + f"\n\nOurs / PyG: **{ours_s / pyg_s:.2f}×** (target: ≤ 60 s per epoch). {LOADED}\n")
+
+
+def _rss_gib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def rss_case(num_nodes: int) -> dict[str, float]:
+    """One pretraining and one self-training epoch of ``fit_daegc(batch_size=1024)``, then ``predict``."""
+    seed_everything(0)
+    data = attributed_sbm(num_nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, feature_noise=1.5, seed=0)
+    data_gib = _rss_gib()
+    model = DAEGC(data.num_features, 8, hidden_channels=64, embedding_channels=16)
+    start = time.perf_counter()
+    fit_daegc(model, data, pretrain_epochs=1, epochs=1, n_init=3, batch_size=1024, num_neighbors=[10, 5],
+              progress=False)
+    model.predict(data)
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"nodes": num_nodes, "edges": data.edge_index.size(1), "data_gib": data_gib, "peak_gib": peak_gib,
+            "time": time.perf_counter() - start}
+
+
+def part_rss(sizes: list[int]) -> str:
+    rows = []
+    for n in sizes:  # one process per size, so each peak is its own
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_minibatch", "--rss-case", str(n)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(r, flush=True)
+        rows.append([f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['data_gib']:.2f}", f"{r['peak_gib']:.2f}",
+                     f"{r['peak_gib'] - r['data_gib']:.2f}", f"{r['time']:.0f}"])
+    return ("### DAEGC `fit_daegc(batch_size=1024)` + `predict` memory (SBM, 8 blocks, degree 10, 32 features, "
+            "hidden 64, fan-out 10/5, 1 + 1 epochs)\n\n"
+            + markdown_table(["nodes", "directed edges", "RSS with data (GiB)", "peak RSS (GiB)",
+                              "peak - data (GiB)", "s"], rows) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=["daegc", "vgae", "gae_sbm", "rss", "all"], default="all")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--daegc-epochs", type=int, default=100)
+    parser.add_argument("--vgae-epochs", type=int, default=400)
+    parser.add_argument("--sbm-nodes", type=int, default=100_000)
+    parser.add_argument("--gae-batch-size", type=int, default=1024)
+    parser.add_argument("--rss-sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--rss-case", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_case:
+        print(json.dumps(rss_case(args.rss_case)))
+        return
+    torch.set_num_threads(1)
+    footer = f"\nMeasured with `{command()}` on {machine()}.\n"
+    parts = ["daegc", "vgae", "gae_sbm", "rss"] if args.part == "all" else [args.part]
+    for part in parts:
+        if part == "daegc":
+            text = part_daegc(args.seeds, args.daegc_epochs)
+        elif part == "vgae":
+            text = part_vgae(args.vgae_epochs)
+        elif part == "gae_sbm":
+            text = part_gae_sbm(args.sbm_nodes, args.gae_batch_size)
+        else:
+            text = part_rss(args.rss_sizes)
+        write_section(f"minibatch_{part}", text + footer)
+
+
+if __name__ == "__main__":
+    main()
