@@ -34,6 +34,13 @@ def command() -> str:
     return " ".join(["python", target, *sys.argv[1:]])
 
 
+def run_line() -> str:
+    """The command that produced a table, the machine and its load average at the end of the run (one block)."""
+    load = os.getloadavg()
+    return (f"Command: `PYTHONPATH=$PWD {command()}`  \nMachine: {machine()}; load average (1/5/15 min) at the end "
+            f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine: timings are noisy)")
+
+
 def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
     """Replace (or append) the block between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in RESULTS.md."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import coalesce, to_undirected
 
-from benchmarks._report import command, machine, markdown_table, write_section
+from benchmarks._report import markdown_table, run_line, write_section
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "data",
                       "planetoid")
@@ -119,11 +119,9 @@ def main() -> None:
              f"{statistics.mean(seconds[name]):.1f}"] for name, v in results.items()]
     table = markdown_table(["GCN on", f"test accuracy % ({args.seeds} seeds)", "train s per seed"], rows)
     print(table)
-    load = os.getloadavg()
     text = "\n\n".join([
         "## GEM as graph-structure learning for a GCN (`benchmarks/bench_gem_gsl.py`)",
-        f"Command: `PYTHONPATH=$PWD {command()}`  \nMachine: {machine()}; load average (1/5/15 min) at the end "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        run_line(),
         f"Cora (public split), {corrupted.size(1) // 2 - data.edge_index.size(1) // 2} random edges added to its "
         f"{data.edge_index.size(1) // 2} (50 %). GCN 2x16, dropout 0.5, Adam lr 0.01, wd 5e-4, {args.epochs} "
         f"epochs, test accuracy at the best validation epoch. GEM: `GEMGraphLearner` on the corrupted graph, "

