@@ -425,7 +425,7 @@ def _write_outputs(out: Path, args, run, plots, recipe, graph, info, result, tim
             "recipe": recipe.name,
             "dataset": run["dataset"],
             "source": graph.source,
-            "config": {**run, "plots": plots, args.method: recipe.settings()},
+            "config": {**_resolved(run, graph, result), "plots": plots, args.method: recipe.settings()},
             "config_file": args.config,
             "data": info,
             "notes": result.notes,
@@ -446,6 +446,17 @@ def _write_outputs(out: Path, args, run, plots, recipe, graph, info, result, tim
         return moved
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _resolved(run: dict[str, Any], graph, result) -> dict[str, Any]:
+    """The run settings with the values actually used where the user left a default (data root, device)."""
+    resolved = dict(run)
+    if resolved["root"] is None and graph.source not in ("", run["dataset"]) and not Path(run["dataset"]).is_file():
+        resolved["root"] = graph.source
+    if resolved["device"] is None:
+        parameter = next(result.model.parameters(), None) if result.model is not None else None
+        resolved["device"] = str(parameter.device) if parameter is not None else "cpu"
+    return resolved
 
 
 def _marks(result) -> dict[str, float]:

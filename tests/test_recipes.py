@@ -55,6 +55,7 @@ def test_cli_report_records_every_setting_of_the_recipe(method, tmp_path):
     assert main(["run", method, "--dataset", "karate", "--embedding", "none", *epochs, *extra,
                  "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["device"] == "cpu" and report["recipe"] == "default"
     recipe = get_recipe(method)
     settings = report["config"][method]
     assert set(settings) == set(recipe.settings())
@@ -145,3 +146,11 @@ def test_recipe_fields_have_documented_defaults():
         doc = "".join(c.__doc__ or "" for c in cls.__mro__)
         for f in dataclasses.fields(cls):
             assert f"{f.name} (" in doc, f"{cls.__name__}.{f.name} is not documented in its Args"
+
+
+def test_report_records_the_data_root_actually_used(tmp_path, planetoid_root, monkeypatch):
+    monkeypatch.setenv("PYG_EM_DATA", str(planetoid_root))
+    assert main(["run", "kmeans", "--dataset", "cora", "--set", "n_init=1", "--embedding", "none",
+                 "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["root"] == str(planetoid_root)  # never null when a root was used
