@@ -113,8 +113,8 @@ class MeanFieldReLU(nn.Module):
         return (U > 0).to(U.dtype), U.clamp_min(0)
 
     def forward(self, X: Tensor) -> Tensor:
-        # Structural checks only: no host sync in the training hot path, and it must run under torch.func.vmap.
         """:math:`f(x) = \\frac1m \\mathbf{a}^\\top \\mathrm{ReLU}(W^\\top x)` for every row of ``x``."""
+        # Structural checks only: no host sync in the training hot path, and it must run under torch.func.vmap.
         self._check_input(X, values=False)
         return torch.relu(X @ self.W) @ self.a / self.width
 
