@@ -69,7 +69,7 @@ def test_planetoid_loads_without_writing_beside_source(planetoid_root, tmp_path)
 def test_load_dataset_names():
     assert load_dataset("karate").num_nodes == 34
     assert load_dataset("sbm", num_nodes=300).num_nodes == 300
-    with pytest.raises(ValueError, match="dataset must be one of"):
+    with pytest.raises(ValueError, match="unknown dataset .nope."):
         load_dataset("nope")
 
 
