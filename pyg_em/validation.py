@@ -141,7 +141,7 @@ def check_graph(
 
     Args:
         x (Tensor, optional): Node features of shape ``(N, F)``.
-        edge_index (Tensor or sparse adjacency): Graph connectivity of shape ``(2, E)``.
+        edge_index (Tensor): Graph connectivity of shape ``(2, E)``, or a sparse adjacency.
         edge_weight (Tensor, optional): Edge weights of shape ``(E,)``. (default: :obj:`None`)
         num_nodes (int, optional): Number of nodes; inferred from ``x`` when omitted. (default: :obj:`None`)
         nonnegative_weights (bool): Reject negative ``edge_weight``. (default: :obj:`True`)
