@@ -18,6 +18,9 @@ extensions = [
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
+# Types for the parameters a docstring documents (and the return type); internal helpers passed between the
+# halves of an autograd Function stay out of the page.
+autodoc_typehints_description_target = "documented_params"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -30,10 +33,10 @@ _EXTERNAL = r"(torch|torch_geometric|numpy|scipy|sklearn|matplotlib|pathlib|os|c
 nitpick_ignore_regex = [
     (r"py:.*", _EXTERNAL + r"(\..*)?"),
     # Short names of external types in signatures and napoleon's type words.
-    (r"py:class", r"(Tensor|Data|Module|Path|Generator|Figure|timedelta|optional|callable|sequence|array-like|array"
-                  r"|sparse|ndarray|SparseTensor)"),
+    (r"py:class", r"(Tensor|Data|Module|Path|Generator|Figure|timedelta|optional|callable|sequence|iterable"
+                  r"|array-like|array|sparse|ndarray|SparseTensor)"),
     # ``(default: :obj:`0.5`)`` and friends: literals, not objects.
-    (r"py:obj", r"(True|False|None|[-+]?[0-9].*|'.*'|\".*\"|\{\}|\(\)|\[\])"),
+    (r"py:obj", r"(True|False|None|[-+]?[0-9].*|'.*'|\".*\"|\{.*\}|\(.*\)|\[.*\])"),
     (r"py:class", r"('.*'|\".*\")"),
 ]
 html_theme = "furo"

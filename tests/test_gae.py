@@ -280,6 +280,14 @@ def test_gae_device(device):
     assert next(model.parameters()).device.type == device.type
     out = model.to(device).loss(train.to(device))
     assert out.total.device.type == device.type
+    # Same numbers on the device as on the CPU: embeddings and the full-graph ELBO terms (deterministic in eval).
+    on_cpu = VGAE(VariationalGCNEncoder(8, 16, 4), recon="sampled").eval()
+    on_cpu.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    model.eval()
+    z = model.embed_data(train)
+    assert torch.allclose(z.cpu(), on_cpu.embed_data(train), atol=1e-5)
+    recon = model.full_recon_loss(z, train.edge_index.to(device))
+    assert torch.allclose(recon.cpu(), on_cpu.full_recon_loss(z.cpu(), train.edge_index), atol=1e-5)
 
 
 def test_masked_mean_matches_boolean_indexing_and_is_zero_when_nothing_is_valid():

@@ -111,6 +111,9 @@ def test_weights_requiring_grad_get_gradients():
     for _ in range(2):  # the second call must not reuse a freed autograd graph
         enc(x, ei, ew).sum().backward()
     assert ew.grad is not None and torch.isfinite(ew.grad).all()
+    # ... and they are the right ones (float64 finite differences).
+    enc = enc.double()
+    assert torch.autograd.gradcheck(lambda w: enc(x.double(), ei, w), ew.detach().double().requires_grad_())
 
 
 def test_edge_dropout_only_in_training():
@@ -139,8 +142,11 @@ def test_encoder_bad_input():
 
 def test_encoder_device(device):
     enc = VariationalGCNEncoder(3, 4, 2).to(device)
-    mu, logstd = enc(torch.randn(6, 3, device=device), two_triangles().to(device))
+    x = torch.randn(6, 3)
+    mu, logstd = enc(x.to(device), two_triangles().to(device))
     assert mu.device.type == device.type and logstd.shape == (6, 2)
+    mu_cpu, logstd_cpu = copy.deepcopy(enc).cpu()(x, two_triangles())
+    assert torch.allclose(mu.cpu(), mu_cpu, atol=1e-6) and torch.allclose(logstd.cpu(), logstd_cpu, atol=1e-6)
 
 
 # -- normalised-propagation (GNAE / VGNAE) encoders ------------------------------------------------------------
