@@ -97,10 +97,10 @@ def rss_case(num_nodes: int) -> dict[str, float]:
             "time": elapsed}
 
 
-def rss_table(sizes: list[int]) -> str:
+def rss_table(sizes: list[int], module: str = "benchmarks.bench_daegc") -> str:
     rows = []
-    for n in sizes:  # one process per size, so each peak is its own
-        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_daegc", "--rss-case", str(n)],
+    for n in sizes:  # one process per size (``module --rss-case n``), so each peak is its own
+        out = subprocess.run([sys.executable, "-m", module, "--rss-case", str(n)],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(r, flush=True)

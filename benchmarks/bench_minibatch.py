@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
@@ -125,39 +122,28 @@ def part_gae_sbm(num_nodes: int, batch_size: int) -> str:
             + f"\n\nOurs / PyG: **{ours_s / pyg_s:.2f}×** (target: ≤ 60 s per epoch). {LOADED}\n")
 
 
-def _rss_gib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
 def rss_case(num_nodes: int) -> dict[str, float]:
-    """One pretraining and one self-training epoch of ``fit_daegc(batch_size=1024)``, then ``predict``."""
+    """bench_daegc's memory case (same graph and model) followed by ``predict`` in the same process."""
+    from benchmarks.bench_daegc import _rss_gib
+
     seed_everything(0)
-    data = attributed_sbm(num_nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, feature_noise=1.5, seed=0)
-    data_gib = _rss_gib()
-    model = DAEGC(data.num_features, 8, hidden_channels=64, embedding_channels=16)
-    start = time.perf_counter()
-    fit_daegc(model, data, pretrain_epochs=1, epochs=1, n_init=3, batch_size=1024, num_neighbors=[10, 5],
+    graph = attributed_sbm(num_nodes, 8, 10.0, p_in_ratio=20.0, num_features=32, feature_noise=1.5, seed=0)
+    before = _rss_gib()
+    clock = time.perf_counter()
+    model = DAEGC(32, 8, hidden_channels=64, embedding_channels=16)
+    fit_daegc(model, graph, pretrain_epochs=1, epochs=1, n_init=3, batch_size=1024, num_neighbors=[10, 5],
               progress=False)
-    model.predict(data)
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"nodes": num_nodes, "edges": data.edge_index.size(1), "data_gib": data_gib, "peak_gib": peak_gib,
-            "time": time.perf_counter() - start}
+    model.predict(graph)
+    return {"nodes": num_nodes, "edges": graph.edge_index.size(1), "data_gib": before,
+            "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "time": time.perf_counter() - clock}
 
 
 def part_rss(sizes: list[int]) -> str:
-    rows = []
-    for n in sizes:  # one process per size, so each peak is its own
-        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_minibatch", "--rss-case", str(n)],
-                             capture_output=True, text=True, check=True)
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(r, flush=True)
-        rows.append([f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['data_gib']:.2f}", f"{r['peak_gib']:.2f}",
-                     f"{r['peak_gib'] - r['data_gib']:.2f}", f"{r['time']:.0f}"])
+    from benchmarks.bench_daegc import rss_table
+
     return ("### DAEGC `fit_daegc(batch_size=1024)` + `predict` memory (SBM, 8 blocks, degree 10, 32 features, "
-            "hidden 64, fan-out 10/5, 1 + 1 epochs)\n\n"
-            + markdown_table(["nodes", "directed edges", "RSS with data (GiB)", "peak RSS (GiB)",
-                              "peak - data (GiB)", "s"], rows) + "\n")
+            "hidden 64, fan-out 10/5, 1 + 1 epochs)\n\n" + rss_table(sizes, "benchmarks.bench_minibatch") + "\n")
 
 
 def main() -> None:
