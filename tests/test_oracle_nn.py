@@ -53,7 +53,7 @@ def dense_attention(x, edge_index, w, a_self, a_neigh, slope, edge_weight=None, 
 
 def layer_and_inputs(seed=0, in_channels=5, out_channels=3):
     torch.manual_seed(seed)
-    conv = ProximityAttentionConv(in_channels, out_channels, negative_slope=0.2).double()
+    conv = ProximityAttentionConv(in_channels, out_channels).double()  # default LeakyReLU slope: GAT's 0.2
     with torch.no_grad():  # a non-zero bias so that dropping it is seen
         conv.bias.copy_(torch.randn(out_channels, dtype=torch.float64))
         # Large attention vectors: logits of order 1 so that M and the LeakyReLU slope both matter.
