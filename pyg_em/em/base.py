@@ -48,7 +48,7 @@ class GEMConfig:
         logdet (str): How the log-det gradient (effective resistances of :math:`A_w`) is computed:
             ``'exact'`` (solves against all ``N`` unit vectors, in blocks), ``'hutchinson'`` (``num_probes``
             Rademacher probes solved as one multi-column right-hand side) or ``'auto'``: exact up to
-            :data:`~pyg_em.em.LOGDET_EXACT_MAX_NODES` = 2048 nodes, Hutchinson with ``num_probes`` probes above.
+            ``LOGDET_EXACT_MAX_NODES`` = 2048 nodes, Hutchinson with ``num_probes`` probes above.
             (default: ``'auto'``)
         num_probes (int): Rademacher probes per M-step in Hutchinson mode. (default: ``8``)
         probe_tol (float): Relative CG tolerance of the probe solves in Hutchinson mode. The Monte-Carlo error of
@@ -262,7 +262,7 @@ class GEMBase(nn.Module):
 
         ``logdet_probes`` ``(N, k)`` serve the log-det term (and the covariance term of complete data). With
         missing entries the per-signal covariance term solves one block-diagonal system of ``N F`` unknowns, so
-        ``logdet='auto'`` treats it by its own size: exact up to :data:`LOGDET_EXACT_MAX_NODES` unknowns,
+        ``logdet='auto'`` treats it by its own size: exact up to ``LOGDET_EXACT_MAX_NODES`` unknowns,
         ``covariance_probes`` ``(N F, k)`` (``k`` per signal) above.
         """
         num_nodes, num_signals = x.shape
