@@ -212,24 +212,31 @@ def small_graph():
     return Data(x=torch.randn(10, 4), edge_index=torch.cat([pairs, pairs.flip(0)], dim=1))
 
 
-def test_daegc_self_training_refreshes_every_update_interval_and_drops_no_attention(monkeypatch):
-    data = small_graph()
-    model = DAEGC(4, 2, hidden_channels=8, embedding_channels=3, update_interval=3, dropout=0.4)
+def record_self_training(monkeypatch, model):
+    """Lists filled while ``model`` trains: ``(layer calls so far, rows of Q)`` at every target refresh, and
+    ``(phase, p)`` of every attention dropout in training mode (the k-means pass embeds in evaluation mode)."""
     refreshes, dropouts = [], []
     refresh_target = model.head.refresh_target
     dropout = F.dropout
 
     def counting_refresh(q_all):
-        refreshes.append(len(dropouts))
+        refreshes.append((len(dropouts), q_all.size(0)))
         refresh_target(q_all)
 
     def recording_dropout(input, p=0.5, training=True, inplace=False):
-        if training:  # the k-means initialisation embeds in evaluation mode
+        if training:
             dropouts.append(("self-train" if model.head.target.size(0) else "pretrain", p))
         return dropout(input, p, training, inplace)
 
     monkeypatch.setattr(model.head, "refresh_target", counting_refresh)
     monkeypatch.setattr(torch.nn.functional, "dropout", recording_dropout)
+    return refreshes, dropouts
+
+
+def test_daegc_self_training_refreshes_every_update_interval_and_drops_no_attention(monkeypatch):
+    data = small_graph()
+    model = DAEGC(4, 2, hidden_channels=8, embedding_channels=3, update_interval=3, dropout=0.4)
+    refreshes, dropouts = record_self_training(monkeypatch, model)
     fit_daegc(model, data, pretrain_steps=2, epochs=8, n_init=1, progress=False, device="cpu")
 
     pretrain = [p for phase, p in dropouts if phase == "pretrain"]
@@ -239,33 +246,21 @@ def test_daegc_self_training_refreshes_every_update_interval_and_drops_no_attent
     assert model.conv1.dropout == model.conv2.dropout == 0.4  # restored afterwards
     # One refresh at the k-means initialisation, then in the steps of self-training epochs 3 and 6 (of 0..7),
     # after that step's two layer calls.
-    assert refreshes[0] == len(pretrain)
-    assert [(calls - len(pretrain)) // 2 - 1 for calls in refreshes[1:]] == [3, 6]
+    calls = [c for c, _ in refreshes]
+    assert calls[0] == len(pretrain)
+    assert [(c - len(pretrain)) // 2 - 1 for c in calls[1:]] == [3, 6]
 
 
 @requires_sampler
 def test_daegc_minibatch_self_training_refreshes_every_update_interval_without_dropout(monkeypatch):
     data = small_graph()
     model = DAEGC(4, 2, hidden_channels=8, embedding_channels=3, update_interval=2, dropout=0.4)
-    refreshes, self_train = [], []
-    refresh_target = model.head.refresh_target
-    dropout = F.dropout
-
-    def counting_refresh(q_all):
-        refreshes.append(q_all.size(0))
-        refresh_target(q_all)
-
-    def recording_dropout(input, p=0.5, training=True, inplace=False):
-        if training and model.head.target.size(0):
-            self_train.append(p)
-        return dropout(input, p, training, inplace)
-
-    monkeypatch.setattr(model.head, "refresh_target", counting_refresh)
-    monkeypatch.setattr(torch.nn.functional, "dropout", recording_dropout)
+    refreshes, dropouts = record_self_training(monkeypatch, model)
     fit_daegc(model, data, pretrain_steps=1, epochs=7, n_init=1, batch_size=5, num_neighbors=[2, 2],
               progress=False, device="cpu")
     # k-means initialisation, then full-graph refreshes at epochs 2, 4 and 6.
-    assert refreshes == [10] * 4
+    assert [rows for _, rows in refreshes] == [10] * 4
+    self_train = [p for phase, p in dropouts if phase == "self-train"]
     assert self_train and set(self_train) == {0.0}
     assert model.conv1.dropout == model.conv2.dropout == 0.4
 
