@@ -71,7 +71,7 @@ class DAEGC(ClusteringModel):
         self.reset_parameters()
 
     # -- encoder / decoder ----------------------------------------------------------------------------
-    #: Message-passing depth: a mini-batch loader must sample this many hops.
+    #: The message-passing depth, i.e. the hops a mini-batch loader must sample.
     num_layers = 2
 
     def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
