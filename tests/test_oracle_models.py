@@ -76,6 +76,9 @@ def test_dec_refresh_and_kl_loss_by_hand():
                    for r, i in enumerate(ids) for u in range(3)) / 3
     assert head.kl_loss(q, ids).item() == pytest.approx(expected, abs=1e-12)
     assert head.kl_loss(q, torch.tensor([0, 1, 2])).item() != pytest.approx(expected, abs=1e-3)
+    assert repr(head) == "DECClusterHead(n_clusters=3, embedding_dim=2, alpha=1.0)"
+    with pytest.raises(ValueError, match="alpha"):
+        DECClusterHead(3, 2, alpha=0.0)
 
 
 # -- GAE / VGAE -----------------------------------------------------------------------------------------
