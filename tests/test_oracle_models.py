@@ -303,3 +303,20 @@ def test_trainer_clips_the_gradient_norm(clip, device):
     expected = grad if clip is None or grad.norm() <= clip else grad * clip / grad.norm()
     assert torch.allclose(step, expected, rtol=1e-5, atol=1e-6)
     assert grad.norm() > 1.0  # the clip at 0.05 really bites
+
+
+def test_dec_head_alpha_full_batch_kl_and_errors():
+    torch.manual_seed(1)
+    head = DECClusterHead(3, 2, alpha=2.5).double()
+    z = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5], [-1.0, 3.0]], dtype=torch.float64)
+    assert torch.allclose(head.soft_assignment(z), student_t_assignment(z, head.centers, 2.5))
+    assert (head.soft_assignment(z) - student_t_assignment(z, head.centers, 1.0)).abs().max() > 1e-3
+    assert head.target.shape == (0, 3)
+    with pytest.raises(RuntimeError, match=r"the DEC target is empty: call initialize\(\)"):
+        head.kl_loss(head.soft_assignment(z))
+    head.refresh_target(head.soft_assignment(z))
+    q = student_t_assignment(z - 0.2, head.centers, 2.5)
+    p = head.target
+    assert head.kl_loss(q).item() == pytest.approx(float((p * (p / q).log()).sum() / 4), abs=1e-12)
+    with pytest.raises(ValueError, match="target has 4 rows for 2 assignments: pass node_ids"):
+        head.kl_loss(q[:2])
