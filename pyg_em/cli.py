@@ -75,15 +75,14 @@ def _dataset_help() -> str:
     return describe_dataset_spec()
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_data_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--dataset", help=f"the graph: {_dataset_help()} (default: sbm)")
     parser.add_argument("--root", help="data root of the Planetoid / torch_geometric datasets (default: $PYG_EM_DATA)")
     parser.add_argument("--features", help="node features of an edge list: .npy/.pt (row i = node i) or CSV "
                                            "'node_id,f1,f2,...'")
     parser.add_argument("--labels", help="node labels of an edge list: CSV 'node_id,label' or .npy/.pt")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument("--out", help="folder for the results (assignments.csv, embedding.npy, model.pt, "
-                                      "report.json, plots)")
+    parser.add_argument("--out", help=out_help)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show progress bars (default: only on a terminal)")
 
@@ -100,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("method", nargs="?", help=f"one of: {', '.join(RECIPES)}")
     run.add_argument("--list-recipes", action="store_true", help="list the recipes of every method and exit")
     run.add_argument("--recipe", help="recipe variant: 'default' (best benchmarked) or 'paper' (default: default)")
-    _add_data_arguments(run)
+    _add_data_arguments(run, "folder for the results (assignments.csv, embedding.npy, model.pt, report.json, "
+                             "test_scores.csv for gae/vgae, plots)")
     run.add_argument("--epochs", type=int, help="training epochs (GEM: EM layers; recipe default if omitted)")
     run.add_argument("--seed", type=int, help="random seed (default: 0)")
     run.add_argument("--batch-size", type=int, help="switch to mini-batch training with this many seeds per batch")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--embedding", choices=PLOT_EMBEDDINGS, help="2-D projection for embedding.png (default: pca)")
     predict = sub.add_parser("predict", help="assign the nodes of a graph with a saved model (no retraining)")
     predict.add_argument("--model", required=True, help="a model.pt written by `pyg-em run ... --out DIR`")
-    _add_data_arguments(predict)
+    _add_data_arguments(predict, "folder for assignments.csv, embedding.npy and report.json")
     bench = sub.add_parser("bench", help="run benchmark suites of a source checkout (writes benchmarks/RESULTS.md)")
     bench.add_argument("suites", nargs="*", help="suite names (e.g. 'gae' or 'bench_gae'), or 'all'")
     bench.add_argument("--list", action="store_true", help="list the available suites and exit")
@@ -277,7 +277,7 @@ def _load_graph(run: dict[str, Any]):
                           seed=run["seed"])
     except FileNotFoundError as exc:
         hint = "pass --root DIR or set PYG_EM_DATA=DIR; nothing is downloaded (sbm and karate need no files)"
-        raise UsageError(f"--dataset {run['dataset']}: {exc} ({hint})") from exc
+        raise UsageError(f"--dataset {run['dataset']}: {exc}; {hint}") from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -316,8 +316,8 @@ def _build_recipe(method: str, run: dict[str, Any], overrides: dict[str, Any]):
     settings = recipe.settings()
     for flag in RECIPE_FLAGS:
         if flag in overrides and flag not in settings:
-            raise UsageError(f"--{flag.replace('_', '-')}: {method} has no such setting (its settings: "
-                             f"{', '.join(settings)})")
+            raise UsageError(f"--{flag.replace('_', '-')} (or {flag} in --config): {method} has no such setting "
+                             f"(its settings: {', '.join(settings)})")
     try:
         return recipe.with_settings(overrides)
     except ConfigError as exc:
@@ -360,7 +360,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.method}: {exc}") from exc
         timings["run_s"] = time.perf_counter() - start
         stages.done()
-        result.notes[:0] = graph.notes
+        if "num_classes" not in info:
+            result.notes.append("the graph has no labels: unsupervised metrics only, no confusion matrix")
         written: dict[str, Path] = {}
         if run["out"] is not None:
             start = stages.start("writing results")
@@ -408,10 +409,7 @@ def _write_outputs(out: Path, args, run, plots, recipe, graph, info, result, tim
             files["model"] = save_model(staging / "model.pt", recipe, result.model, in_channels, n_clusters)
         if result.link_scores is not None:
             files["test_scores"] = write_link_scores(staging / "test_scores.csv", result.link_scores, graph.node_ids)
-        truth = getattr(graph.data, "y", None)
-        if truth is None or not (truth >= 0).any():
-            truth = None
-            result.notes.append("the graph has no labels: unsupervised metrics only, no confusion matrix")
+        truth = getattr(graph.data, "y", None) if "num_classes" in info else None
         embedding = result.embedding if plots["embedding"] != "none" else None
         plots_written = write_plots(staging, history=result.history, labels=result.labels, embedding=embedding,
                                     truth=truth, embedding_method=plots["embedding"] if embedding is not None
@@ -428,7 +426,7 @@ def _write_outputs(out: Path, args, run, plots, recipe, graph, info, result, tim
             "config": {**_resolved(run, graph, result), "plots": plots, args.method: recipe.settings()},
             "config_file": args.config,
             "data": info,
-            "notes": result.notes,
+            "notes": [*graph.notes, *result.notes],
             "metrics": result.metrics,
             "selected_epoch": result.selected_epoch,
             "timings": {**timings, **result.timings},

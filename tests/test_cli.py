@@ -99,7 +99,7 @@ def test_user_error_subprocess_exits_2_without_traceback():
         (["run", "kmeans", "--dataset", "nope"], "unknown dataset 'nope'; --dataset takes sbm, karate, cora"),
         (["run", "gae", "--epochs", "0"], "[gae] epochs must be positive"),
         (["run", "daegc", "--batch-size", "-3"], "[daegc] batch_size must be positive"),
-        (["run", "kmeans", "--epochs", "3"], "--epochs: kmeans has no such setting"),
+        (["run", "kmeans", "--epochs", "3"], "--epochs (or epochs in --config): kmeans has no such setting"),
         (["run", "kmeans", "--seed", "-1"], "--seed must be an integer in [0, 2^63 - 1]"),
         (["run", "kmeans", "--seed", str(2**63)], "--seed must be an integer in [0, 2^63 - 1]"),
         (["run", "kmeans", "--recipe", "fast"], "method 'kmeans' has no recipe 'fast'; choose one of: default"),

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from pyg_em.recipes.base import Recipe
-from pyg_em.train.checkpoint import load_checkpoint, save_checkpoint
+from pyg_em.train.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 
 __all__ = ["save_model", "load_model", "MODEL_FORMAT"]
 
@@ -37,17 +37,6 @@ def save_model(path: str | os.PathLike, recipe: Recipe, model: torch.nn.Module, 
     return save_checkpoint(state, path)
 
 
-def _fit_data_buffers(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Give every buffer of ``model`` the shape it has in ``state``: buffers sized by the data (a DEC target
-    of N rows, k-means centres that a fresh model does not have yet) must load into a freshly built model."""
-    for prefix, module in model.named_modules():
-        for name, buffer in list(module._buffers.items()):
-            key = f"{prefix}.{name}" if prefix else name
-            saved = state.get(key)
-            if saved is not None and (buffer is None or buffer.shape != saved.shape):
-                module._buffers[name] = torch.empty_like(saved)
-
-
 def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[Recipe, torch.nn.Module, dict[str, Any]]:
     """Rebuild the model saved by :func:`save_model`; returns ``(recipe, model in eval mode, stored record)``.
 
@@ -62,7 +51,6 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu") -> tuple[Reci
                          "write one with `pyg-em run METHOD --out DIR`)")
     recipe = get_recipe(record["method"], record["recipe"]).with_settings(record["settings"])
     model = recipe.build_model(record["in_channels"], record["n_clusters"])
-    _fit_data_buffers(model, record["state_dict"])
-    model.load_state_dict(record["state_dict"])
+    load_model_state(model, record["state_dict"], source=str(path))
     model.eval()
     return recipe, model, record

@@ -73,7 +73,7 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
         data (Data): The whole graph (``x``, ``edge_index``, optional ``edge_weight``).
         batch_size (int): Seed nodes per batch.
         num_neighbors (list[int], optional): Fan-out per layer (positive, or -1 for all).
-            (default: :obj:`[15, 10]`)
+            (default: ``[15, 10]``)
         seed (int): Seed of the seed-node sharding. (default: :obj:`0`)
         shuffle (bool): Shuffle the seeds every epoch. (default: :obj:`True`)
         graph (ProximityGraph, optional): :func:`~pyg_em.nn.proximity_graph` of ``data`` when already
@@ -147,7 +147,7 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
         batch_size (int, optional): Seed nodes per mini-batch; ``None`` trains full batch.
             (default: :obj:`None`)
         num_neighbors (list[int], optional): Neighbours sampled per layer with ``batch_size``.
-            (default: :obj:`[15, 10]`)
+            (default: ``[15, 10]``)
         device (str or torch.device, optional): Training device; ``None`` picks CUDA when available.
             (default: :obj:`None`)
         progress (bool, optional): Show progress bars; ``None`` shows them on a terminal. (default: :obj:`None`)
@@ -242,7 +242,7 @@ class DAEGCRecipe(Recipe):
         n_init (int): k-means restarts. (default: :obj:`20`)
         batch_size (int, optional): Seed nodes per ``NeighborLoader`` batch; ``None`` trains full batch.
             (default: :obj:`None`)
-        num_neighbors (list[int]): Neighbours sampled per layer in mini-batches. (default: :obj:`[15, 10]`)
+        num_neighbors (list[int]): Neighbours sampled per layer in mini-batches. (default: ``[15, 10]``)
     """
 
     method = "daegc"

@@ -41,7 +41,8 @@ def seed_everything(seed: int, deterministic: bool | None = None) -> int:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    # PYTHONHASHSEED is not set: it acts only on interpreters started later, and a seed outside [0, 2**32) in the
+    # environment makes every later Python subprocess fail at start-up.
     if deterministic is not None:
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
