@@ -87,7 +87,7 @@ def test_autoencoder_recipes_on_a_small_sbm(method, extra):
     recipe = get_recipe(method).with_settings(epochs=10, n_init=2, **extra)
     result = recipe.run(data, seed=0)
     assert result.metrics["acc"] > 0.8 and result.metrics["auc"] > 0.6
-    assert result.embedding.shape == (300, 16) and result.labels.shape == (300,)
+    assert result.embedding.shape == (300, recipe.out_channels) and result.labels.shape == (300,)
     assert result.proba.shape == (300, 3) and torch.allclose(result.proba.sum(1).double(),
                                                               torch.ones(300, dtype=torch.float64), atol=1e-5)
     assert torch.equal(result.labels, result.proba.argmax(1))
