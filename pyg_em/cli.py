@@ -278,7 +278,7 @@ def _load_graph(run: dict[str, Any]):
     except FileNotFoundError as exc:
         hint = "pass --root DIR or set PYG_EM_DATA=DIR; nothing is downloaded (sbm and karate need no files)"
         raise UsageError(f"--dataset {run['dataset']}: {exc}; {hint}") from exc
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # malformed files, unreadable files, an unwritable cache
         raise UsageError(str(exc)) from exc
 
 
@@ -356,6 +356,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             result = recipe.run(graph.data, n_clusters=run["n_clusters"], seed=run["seed"], device=run["device"],
                                 progress=progress)
+        except FloatingPointError as exc:  # the trainer's divergence report: epoch, last finite loss, a hint
+            raise UsageError(f"{args.method}: training diverged: {exc}") from exc
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{args.method}: {exc}") from exc
         timings["run_s"] = time.perf_counter() - start

@@ -355,3 +355,10 @@ def test_sigint_exits_130_with_one_line(when):
         proc.kill()
     assert proc.returncode == 130
     assert err.strip() == "pyg-em: interrupted"
+
+
+def test_a_diverged_run_is_one_clear_error(tmp_path, capsys):
+    code = main(["run", "gae", "--dataset", "karate", "--epochs", "3", "--set", "lr=1e30", "--set",
+                 "encoder='gcn'"])
+    err = capsys.readouterr().err
+    assert code == 2 and "training diverged" in err and "Traceback" not in err

@@ -154,3 +154,15 @@ def test_report_records_the_data_root_actually_used(tmp_path, planetoid_root, mo
                  "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["config"]["root"] == str(planetoid_root)  # never null when a root was used
+
+
+def test_settings_accept_numpy_numbers():
+    import numpy as np
+
+    recipe = DAEGCRecipe().with_settings(epochs=np.int64(3), num_neighbors=[np.int64(5), np.int64(4)],
+                                         gamma=np.float32(2.0))
+    assert recipe.epochs == 3 and recipe.num_neighbors == [5, 4] and recipe.gamma == 2.0
+    from pyg_em.models import link_split
+
+    split = link_split(attributed_sbm(**SBM), val_ratio=np.float32(0.1), test_ratio=np.float64(0.1), seed=0)
+    assert split.val.pos_edge_label_index.size(1) > 0

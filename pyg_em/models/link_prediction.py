@@ -11,10 +11,12 @@ as a non-edge.
 
 from __future__ import annotations
 
+import numbers
 import random
 import warnings
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch_geometric.transforms as T
 from torch_geometric.data import Data
@@ -35,7 +37,7 @@ class LinkSplit(NamedTuple):
 
 
 def _check_ratio(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
@@ -139,4 +141,7 @@ def evaluate_link_prediction(model: torch.nn.Module, data: Data, embed_data: Dat
     z = model.embed_data(embed_data if embed_data is not None else data)
     pos = model.decode(z, pos_pairs.to(z.device), sigmoid=False)
     neg = model.decode(z, neg_pairs.to(z.device), sigmoid=False)
+    if not bool(torch.isfinite(pos).all() & torch.isfinite(neg).all()):
+        raise FloatingPointError("the model's link scores are not finite (NaN or Inf): training diverged; lower "
+                                 "the learning rate, set grad_clip, or check the inputs for extreme values")
     return link_prediction_metrics(pos, neg)

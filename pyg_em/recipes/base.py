@@ -4,11 +4,13 @@ from a config file or flags, and the result record a run returns."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch_geometric.data import Data
 
@@ -54,9 +56,9 @@ def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is type(None):
         return value is None, value
     # bool is a subclass of int: ``epochs = true`` must not pass as an integer, nor ``1`` as a boolean.
-    if isinstance(value, bool) or hint is bool:
+    if isinstance(value, (bool, np.bool_)) or hint is bool:
         return type(value) is hint, value
-    if hint is float and isinstance(value, int):
+    if hint is float and isinstance(value, numbers.Real):  # ints and NumPy floats too
         return True, float(value)
     if hint is int and hasattr(value, "__index__") and not isinstance(value, float):
         return True, int(value.__index__())

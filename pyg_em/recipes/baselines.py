@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch_geometric.data import Data
 
 from pyg_em.clusters import kmeans, spectral_embedding
@@ -49,7 +51,7 @@ def spectral_regularization(value: float | str, method: str = "spectral") -> flo
     """``'auto'`` or a number >= 0 (0 switches the regularisation off); TOML has no null."""
     if value == "auto":
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value < 0:
         raise ConfigError(f"[{method}] regularization must be 'auto' or a number >= 0, got {value!r}")
     return float(value)
 

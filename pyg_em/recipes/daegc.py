@@ -16,7 +16,7 @@ from pyg_em.nn import FeatureRows, ProximityGraph, proximity_graph, proximity_ke
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
 from pyg_em.train import LambdaCallback, Trainer, seed_everything, shard_indices
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
-from pyg_em.validation import check_graph, check_n_clusters, check_positive_int
+from pyg_em.validation import as_int, check_graph, check_n_clusters, check_positive_int
 
 __all__ = ["fit_daegc", "DAEGCRecipe", "daegc_neighbor_loader", "check_num_neighbors"]
 
@@ -33,7 +33,7 @@ def check_num_neighbors(num_neighbors: Any, depth: int, name: str = "num_neighbo
     """``num_neighbors`` as a list of ``depth`` fan-outs, each a positive int or -1 (all neighbours)."""
     if isinstance(num_neighbors, (str, bytes)) or not hasattr(num_neighbors, "__len__"):
         raise ValueError(f"{name} must be a list of {depth} fan-outs (one per layer), got {num_neighbors!r}")
-    fanouts = list(num_neighbors)
+    fanouts = [as_int(k) if as_int(k) is not None else k for k in num_neighbors]  # NumPy/torch integers too
     if len(fanouts) != depth:
         raise ValueError(f"{name} must have {depth} fan-outs, one per message-passing layer of the model, got "
                          f"{fanouts!r}; e.g. {[15, 10][:depth] + [10] * max(0, depth - 2)}")
