@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# pyg_lib (faster neighbour sampling) is optional: only from a wheelhouse, never required.
 	-if [ -d "$(PYG_WHEELS)" ]; then $(PIP) --find-links "$(PYG_WHEELS)" pyg_lib || \
 	  echo "pyg_lib unavailable: NeighborLoader falls back to torch_sparse's sampler"; fi
-	$(PIP) -e '.[test,docs,dev]'
+	$(PIP) -e '.[test,docs,dev,data]'
 	touch $@
 
 install: $(STAMP)

@@ -333,7 +333,7 @@ def test_a_failed_write_leaves_the_previous_results_untouched(tmp_path, monkeypa
     assert not list(tmp_path.glob(".out.partial-*"))  # and no staging folder left behind
 
 
-@pytest.mark.parametrize("when", ["importing", "training"])
+@pytest.mark.parametrize("when", ["training"])
 def test_sigint_exits_130_with_one_line(when):
     import signal
 
