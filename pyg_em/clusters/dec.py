@@ -74,9 +74,10 @@ class DECClusterHead(torch.nn.Module):
         return weight / weight.sum(dim=1, keepdim=True)
 
     @torch.no_grad()
-    def initialize(self, z: Tensor, n_init: int = 20, seed: int | None = 0) -> Tensor:
-        """Set the centres by k-means on ``z`` and refresh the target; returns the k-means labels."""
-        labels, centers = kmeans(z, self.n_clusters, n_init=n_init, seed=seed)
+    def initialize(self, z: Tensor, n_init: int = 20, seed: int | None = 0, progress: bool = False) -> Tensor:
+        """Set the centres by :func:`~pyg_em.clusters.kmeans` on ``z`` and refresh the target; returns the k-means
+        labels (``progress`` shows the bar of its full passes on large inputs)."""
+        labels, centers = kmeans(z, self.n_clusters, n_init=n_init, seed=seed, progress=progress)
         self.centers.copy_(centers.to(self.centers.dtype))
         self.refresh_target(self.soft_assignment(z))
         return labels

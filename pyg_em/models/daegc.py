@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.nn.models import InnerProductDecoder
+from tqdm.auto import tqdm
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
@@ -82,18 +83,23 @@ class DAEGC(ClusteringModel):
         return F.normalize(F.elu(self.conv2(h, edge_index, edge_weight, graph=graph)), p=2, dim=-1)
 
     @torch.no_grad()
-    def embed_data(self, data: Data, chunk_size: int = 8192) -> Tensor:
+    def embed_data(self, data: Data, chunk_size: int = 8192, progress: bool = False) -> Tensor:
         """Embeddings of every node of ``data`` in evaluation mode, layer by layer in node chunks (exact).
 
-        PyG's ``inference(loader)`` pattern: each layer projects all nodes once, then attends ``chunk_size``
-        target nodes at a time, so the memory above the layer's input and output is bounded by a chunk's
-        edges rather than by the whole graph's attention arrays. The proximity :math:`M` of ``data`` comes from
-        the layers' shared cache: repeated calls on the same graph (every DEC target refresh) compute it once.
+        PyG's ``inference(loader)`` pattern: each layer attends ``chunk_size`` target nodes at a time, so the
+        memory above the layer's input and output is bounded by a chunk's edges rather than by the whole
+        graph's attention arrays. When the input features are narrower than the first layer (dense features,
+        e.g. 32 features and 256 hidden units) the first layer aggregates the inputs and projects per chunk
+        (:meth:`~pyg_em.nn.ProximityAttentionConv.forward_rows_from_input`), and each chunk's output is
+        projected by the second layer at once: no :math:`N \\times` ``hidden_channels`` array is formed, only
+        :math:`N \\times` ``embedding_channels`` ones. The proximity :math:`M` of ``data`` comes from the
+        layers' shared cache: repeated calls on the same graph (every DEC target refresh) compute it once.
         Equals :meth:`embed` in evaluation mode to float tolerance.
 
         Args:
             data (Data): The graph, with ``x`` and ``edge_index`` (optionally ``edge_weight``).
             chunk_size (int): Target nodes per chunk. (default: :obj:`8192`)
+            progress (bool): Show a progress bar over the chunks. (default: :obj:`False`)
         """
         check_positive_int(chunk_size, "chunk_size")
         was_training = self.training
@@ -104,20 +110,33 @@ class DAEGC(ClusteringModel):
         self.eval()
         try:
             graph = self.conv1.graph(edge_index, x.size(0), edge_weight)
-            h = self._layer_rows(self.conv1, x, graph, chunk_size, normalize=False)
-            return self._layer_rows(self.conv2, h, graph, chunk_size, normalize=True)
+            chunks = range(0, x.size(0), chunk_size)
+            narrow = x.layout == torch.strided and self.conv1.in_channels <= self.conv1.out_channels
+            bars = tqdm(total=2 * len(chunks), desc="inference", disable=not progress, leave=False)
+            if narrow:
+                scores = self.conv1.input_scores(x)
+                h = x.new_empty(x.size(0), self.conv2.out_channels)  # layer 2's projection of layer 1's output
+                for start in chunks:
+                    stop = min(start + chunk_size, x.size(0))
+                    rows = F.elu(self.conv1.forward_rows_from_input(x, scores, graph, start, stop))
+                    h[start:stop] = self.conv2.lin(rows)
+                    bars.update()
+            else:
+                h = self.conv2.project(self._layer_rows(self.conv1, self.conv1.project(x), graph, chunks, bars))
+            out = self._layer_rows(self.conv2, h, graph, chunks, bars)
+            bars.close()
+            return F.normalize(out, p=2, dim=-1)
         finally:
             self.train(was_training)
 
     @staticmethod
-    def _layer_rows(conv: ProximityAttentionConv, x: Tensor, graph: ProximityGraph, chunk_size: int,
-                    normalize: bool) -> Tensor:
-        h = conv.project(x)
+    def _layer_rows(conv: ProximityAttentionConv, h: Tensor, graph: ProximityGraph, chunks: range, bars) -> Tensor:
+        """ELU of ``conv``'s output for every node from its projection ``h``, chunk by chunk."""
         out = h.new_empty(h.size(0), conv.out_channels)
-        for start in range(0, h.size(0), chunk_size):
-            stop = min(start + chunk_size, h.size(0))
-            rows = F.elu(conv.forward_rows(h, graph, start, stop))
-            out[start:stop] = F.normalize(rows, p=2, dim=-1) if normalize else rows
+        for start in chunks:
+            stop = min(start + chunks.step, h.size(0))
+            out[start:stop] = F.elu(conv.forward_rows(h, graph, start, stop))
+            bars.update()
         return out
 
     def decode(self, z: Tensor, edge_index: Tensor, sigmoid: bool = True) -> Tensor:
@@ -250,20 +269,23 @@ class DAEGC(ClusteringModel):
 
     # -- clustering -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def initialize_cluster_centers(self, data: Data, n_init: int = 20, seed: int | None = 0) -> Tensor:
-        z = self.embed_data(data)
-        self.head.initialize(z, n_init=n_init, seed=seed)
+    def initialize_cluster_centers(self, data: Data, n_init: int = 20, seed: int | None = 0,
+                                   progress: bool = False) -> Tensor:
+        """Set the centres by :func:`~pyg_em.clusters.kmeans` on the embeddings of every node (exact up to
+        ``EXACT_KMEANS_MAX_POINTS`` nodes, sampled restarts plus chunked Lloyd passes above); returns them."""
+        z = self.embed_data(data, progress=progress)
+        self.head.initialize(z, n_init=n_init, seed=seed, progress=progress)
         return self.head.centers.detach()
 
     @torch.no_grad()
-    def refresh_target(self, data: Data) -> None:
+    def refresh_target(self, data: Data, progress: bool = False) -> None:
         """Recompute the DEC target :math:`P` from a full-graph inference pass."""
-        self.head.refresh_target(self.head.soft_assignment(self.embed_data(data)))
+        self.head.refresh_target(self.head.soft_assignment(self.embed_data(data, progress=progress)))
 
     @torch.no_grad()
-    def predict_proba(self, data: Data) -> Tensor:
+    def predict_proba(self, data: Data, progress: bool = False) -> Tensor:
         """Student-t soft assignment :math:`Q` :math:`(N, K)` of every node of ``data`` (evaluation mode)."""
-        return self.head.soft_assignment(self.embed_data(data))
+        return self.head.soft_assignment(self.embed_data(data, progress=progress))
 
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.conv1.in_channels}, n_clusters={self.n_clusters}, "

@@ -262,8 +262,13 @@ class ProximityAttentionConv(MessagePassing):
 
     def _alpha(self, h_target: Tensor, h_source: Tensor, prox: Tensor, target: Tensor, source: Tensor,
                num_targets: int) -> Tensor:
-        logits = (h_target * self.att_self).sum(-1)[target] + (h_source * self.att_neighbor).sum(-1)[source]
-        logits = F.leaky_relu(prox.to(h_source.dtype) * logits, self.negative_slope)
+        return self._alpha_from_scores((h_target * self.att_self).sum(-1), (h_source * self.att_neighbor).sum(-1),
+                                       prox, target, source, num_targets)
+
+    def _alpha_from_scores(self, score_target: Tensor, score_source: Tensor, prox: Tensor, target: Tensor,
+                           source: Tensor, num_targets: int) -> Tensor:
+        logits = score_target[target] + score_source[source]
+        logits = F.leaky_relu(prox.to(score_source.dtype) * logits, self.negative_slope)
         return softmax(logits, target, num_nodes=num_targets)
 
     def attention(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None,
@@ -310,6 +315,35 @@ class ProximityAttentionConv(MessagePassing):
                                        output_size=last - first)
         alpha = self._alpha(h[start:stop], h, prox, rows, cols, stop - start)
         out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
+        return out + self.bias if self.bias is not None else out
+
+    @torch.no_grad()
+    def input_scores(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The attention scores :math:`\mathbf{a}_s^\top \mathbf{W}\mathbf{x}_i` and
+        :math:`\mathbf{a}_n^\top \mathbf{W}\mathbf{x}_i` of every node, computed from the *input*
+        (:math:`\mathbf{x}_i^\top (\mathbf{W}^\top \mathbf{a})`), without forming :math:`\mathbf{W}\mathbf{x}`."""
+        weights = self.lin.weight.t() @ torch.cat([self.att_self, self.att_neighbor]).t()  # (F_in, 2)
+        scores = x @ weights.to(x.dtype)
+        return scores[:, 0], scores[:, 1]
+
+    @torch.no_grad()
+    def forward_rows_from_input(self, x: Tensor, scores: tuple[Tensor, Tensor], graph: ProximityGraph, start: int,
+                                stop: int) -> Tensor:
+        r""":meth:`forward_rows` from the layer's input ``x`` instead of its projection:
+        :math:`\mathbf{h}'_i = \mathbf{W} \sum_j \alpha_{ij} \mathbf{x}_j` (the projection is linear), with
+        ``scores`` from :meth:`input_scores`. When the input is narrower than the output (the first DAEGC
+        layer on 32 features and 256 hidden units) no :math:`N \times F_{out}` array is ever formed, so
+        whole-graph inference needs memory for the input and a chunk only.
+        """
+        crow = graph.csr.crow
+        first, last = int(crow[start]), int(crow[stop])
+        local_crow = crow[start:stop + 1] - first
+        cols = graph.csr.col[first:last]
+        prox = graph.values[graph.csr.order[first:last]]
+        rows = torch.repeat_interleave(torch.arange(stop - start, device=x.device), local_crow.diff(),
+                                       output_size=last - first)
+        alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
+        out = self.lin(torch.sparse.mm(_csr(local_crow, cols, alpha.to(x.dtype), (stop - start, x.size(0))), x))
         return out + self.bias if self.bias is not None else out
 
     def __repr__(self) -> str:

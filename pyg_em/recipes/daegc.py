@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,7 +17,7 @@ from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
 from pyg_em.nn import FeatureRows, ProximityGraph, proximity_graph, proximity_keys, restrict_proximity
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
-from pyg_em.train import LambdaCallback, Trainer, seed_everything, shard_indices
+from pyg_em.train import Callback, LambdaCallback, Trainer, load_checkpoint, seed_everything, shard_indices
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
 from pyg_em.validation import as_int, check_graph, check_n_clusters, check_positive_int
 
@@ -95,32 +98,63 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
                           transform=transform)
 
 
-def _self_training_monitor(model: DAEGC, labels: torch.Tensor | None) -> LambdaCallback:
+class _SelfTrainingMonitor(Callback):
     """Records, per refresh of the target, the fraction of nodes whose cluster changed (``assignment_change``)
     and, when ground truth exists, ``acc``/``nmi`` of the current assignment: the KL loss of self-training
-    rises by design, and these show what it changes."""
+    rises by design, and these show what it changes. Its state (the last assignment) goes into the
+    checkpoints, so a resumed run records the same changes as an uninterrupted one."""
 
-    def on_epoch_end(trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        head = model.head
+    def __init__(self, model: DAEGC, labels: torch.Tensor | None) -> None:
+        self.model, self.labels = model, labels
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        """Append the records of a refresh that happened in this epoch (once per refresh)."""
+        head = self.model.head
         change, assignment = head.assignment_change, head.assignment
         if change is None or assignment is None or getattr(head, "_logged", None) is assignment:
             return
         head._logged = assignment  # one record per refresh
         trainer.history.setdefault("assignment_change", []).append(float(change))
-        if labels is not None:
-            known = labels >= 0
-            scores = clustering_metrics(labels[known], assignment.cpu()[known])
+        if self.labels is not None:
+            known = self.labels >= 0
+            scores = clustering_metrics(self.labels[known], assignment.cpu()[known])
             for key in ("acc", "nmi"):
                 trainer.history.setdefault(key, []).append(scores[key])
 
-    return LambdaCallback(on_epoch_end=on_epoch_end)
+    def state_dict(self) -> dict:
+        """The last hard assignment (the reference of the next ``assignment_change``)."""
+        assignment = self.model.head.assignment
+        return {"assignment": None if assignment is None else assignment.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the last assignment, already logged."""
+        assignment = state.get("assignment")
+        head = self.model.head
+        head.assignment = None if assignment is None else assignment.to(head.centers.device)
+        head._logged = head.assignment
+
+
+class _Stopwatch(Callback):
+    """Seconds per epoch of a Trainer, appended to ``timings[key]`` (wall clock; host-side only)."""
+
+    def __init__(self, timings: dict[str, Any], key: str) -> None:
+        self.timings, self.key, self._start = timings, key, 0.0
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
+        """Start the clock."""
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        """Record the epoch's duration."""
+        self.timings.setdefault(self.key, []).append(time.perf_counter() - self._start)
 
 
 def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: int = 100, pretrain_lr: float = 5e-3,
               lr: float = 1e-4, weight_decay: float = 0.0, n_init: int = 20, seed: int | None = 0,
               batch_size: int | None = None, num_neighbors: list[int] | None = None, device: Any = None,
               progress: bool | None = None, pretrain_epochs: int | None = None,
-              track_labels: bool = True) -> dict[str, list[float]]:
+              track_labels: bool = True, checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+              timings: dict[str, Any] | None = None) -> dict[str, list[float]]:
     """Pretrain ``model`` on reconstruction, initialise the centres by k-means, then self-train.
 
     Pretraining length is counted in optimizer steps: ``pretrain_steps`` full-batch epochs, or with mini-batches
@@ -133,6 +167,16 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     restores it afterwards. With ``batch_size`` training uses :class:`~torch_geometric.loader.NeighborLoader`
     (``num_neighbors`` per layer, default ``[15, 10]``); under ``torch.distributed`` each rank samples its own
     shard of seed nodes (:func:`~pyg_em.train.shard_indices`).
+
+    At scale: the k-means initialisation is :func:`~pyg_em.clusters.kmeans`, exact up to
+    ``EXACT_KMEANS_MAX_POINTS`` nodes and sampled restarts plus chunked Lloyd passes above; the k-means
+    input, every target refresh and prediction are layer-wise chunked inference
+    (:meth:`~pyg_em.models.DAEGC.embed_data`). With ``progress`` each phase shows a bar with its ETA (epochs,
+    and the batches of each epoch; k-means passes; inference chunks). With ``checkpoint_dir`` both training
+    phases write an atomic checkpoint (:class:`~pyg_em.train.Trainer`) after every epoch, ``pretrain.ckpt``
+    and ``self_train.ckpt``; a killed run called again with ``resume=True`` and the same settings continues
+    where it stopped (a finished pretraining is not repeated; k-means reruns from the pretrained weights,
+    deterministically) and ends with the same weights and history as an uninterrupted run.
 
     Args:
         model (DAEGC): The model, e.g. ``DAEGC(data.num_features, n_clusters)``.
@@ -155,6 +199,10 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
             (default: :obj:`None`)
         track_labels (bool): Record ``acc``/``nmi`` per refresh when ``data.y`` exists (monitoring only; the
             labels never enter training). (default: :obj:`True`)
+        checkpoint_dir (str or Path, optional): Folder of the per-epoch checkpoints. (default: :obj:`None`)
+        resume (bool): Continue from the checkpoints in ``checkpoint_dir``. (default: :obj:`False`)
+        timings (dict, optional): Filled with wall-clock seconds per phase: ``pretrain``, ``kmeans``,
+            ``self_train_epoch`` and ``refresh`` (lists, one entry per epoch/refresh). (default: :obj:`None`)
 
     Returns:
         dict[str, list[float]]: The self-training history (with ``assignment_change`` per refresh), plus the
@@ -166,6 +214,12 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     check_positive_int(epochs, "epochs")
     if pretrain_epochs is not None:
         check_positive_int(pretrain_epochs, "pretrain_epochs")
+    if resume and checkpoint_dir is None:
+        raise ValueError("fit_daegc(resume=True) needs checkpoint_dir, the folder the killed run wrote its "
+                         "checkpoints to")
+    timings = {} if timings is None else timings
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    show = progress if progress is not None else sys.stderr.isatty()
     loader = None
     if batch_size is not None:
         # The whole graph's M, computed once through the layers' shared cache: the loader looks the batches'
@@ -184,13 +238,22 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
 
     common = {"device": device, "progress": progress, "weight_decay": weight_decay,
               "ddp_kwargs": {"find_unused_parameters": True}}
+    pre_path = folder / "pretrain.ckpt" if folder is not None else None
+    train_path = folder / "self_train.ckpt" if folder is not None else None
+    resume_self_training = resume and train_path is not None and train_path.is_file()
     pre = Trainer(model, epochs=_pretrain_epochs(pretrain_steps, pretrain_epochs, loader), lr=pretrain_lr,
                   desc="pretrain", step_fn=lambda m, d: m.pretrain_loss(d),
                   batch_step_fn=lambda m, b: m.pretrain_loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
-                  **common)
-    pre_history = pre.fit(data if loader is None else None, loader=loader)
+                  checkpoint_path=pre_path, callbacks=[_Stopwatch(timings, "pretrain")], **common)
+    if resume_self_training:  # pretraining and k-means are done: their result is in the self-training checkpoint
+        pre_history = load_checkpoint(pre_path)["history"] if pre_path.is_file() else {}
+    else:
+        pre_history = pre.fit(data if loader is None else None, loader=loader, resume=resume)
     data = data.to(pre.device)
-    model.initialize_cluster_centers(data, n_init=n_init, seed=seed)
+    if not resume_self_training:
+        start = time.perf_counter()
+        model.initialize_cluster_centers(data, n_init=n_init, seed=seed, progress=show)
+        timings["kmeans"] = [time.perf_counter() - start]
 
     # In full batch the step's own soft assignment (dropout off) is the refreshed one, so the step refreshes P
     # itself instead of a separate inference pass over the whole graph.
@@ -202,17 +265,20 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     def refresh(trainer: Trainer, epoch: int) -> None:
         due["now"] = epoch > 0 and epoch % model.update_interval == 0
         if due["now"] and not refresh_in_step:
-            model.refresh_target(data)
+            start = time.perf_counter()
+            model.refresh_target(data, progress=show)
+            timings.setdefault("refresh", []).append(time.perf_counter() - start)
 
     y = getattr(data, "y", None)
     labels = y.cpu() if track_labels and y is not None and y.dim() == 1 and y.numel() == num_nodes else None
-    callbacks = [LambdaCallback(on_epoch_start=refresh), _self_training_monitor(model, labels)]
+    callbacks = [LambdaCallback(on_epoch_start=refresh), _SelfTrainingMonitor(model, labels),
+                 _Stopwatch(timings, "self_train_epoch")]
     train = Trainer(model, epochs=epochs, lr=lr, desc="self-train",
                     step_fn=lambda m, d: m.loss(d, refresh_target=due["now"] and refresh_in_step),
                     batch_step_fn=lambda m, b: m.loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
-                    callbacks=callbacks, **common)
+                    callbacks=callbacks, checkpoint_path=train_path, **common)
     try:
-        history = train.fit(data if loader is None else None, loader=loader)
+        history = train.fit(data if loader is None else None, loader=loader, resume=resume_self_training)
     finally:
         model.conv1.dropout, model.conv2.dropout = dropouts
     history.update({f"pretrain_{k}": v for k, v in pre_history.items()})
