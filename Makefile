@@ -54,13 +54,19 @@ docs: $(STAMP)
 fuzz: $(STAMP)
 	PYG_EM_FUZZ_CASES=2000 $(PY) -m pytest -m fuzz
 
-# Mutation testing of nn/clusters/models/linalg (config: [tool.mutmut] in pyproject.toml); slow, not in CI.
+# Mutation testing of nn/clusters/models/linalg/utils (config: [tool.mutmut] in pyproject.toml); slow, not in CI.
+# It mutates a clone of HEAD in MUTATE_DIR (the commit is printed; `rm -rf` the folder to take newer commits),
+# never the live tree, with decorated functions made mutable there (tests/mutation_prepare.py), at nice 19.
 # MUTANTS narrows the run, e.g. make mutate MUTANTS='pyg_em.nn.*'; the score per module is printed at the end.
 MUTANTS ?=
 MUTATE_JOBS ?= 2
+MUTATE_DIR ?= .cache/mutate
 mutate: $(STAMP)
-	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
-	$(PY) tests/mutation_score.py mutants
+	test -d $(MUTATE_DIR) || (git clone -q . $(MUTATE_DIR) && ln -s $(abspath $(VENV)) $(MUTATE_DIR)/.venv \
+	  && $(PY) tests/mutation_prepare.py $(MUTATE_DIR))
+	git -C $(MUTATE_DIR) log -1 --format='mutating commit %h (%cd)'
+	cd $(MUTATE_DIR) && OMP_NUM_THREADS=1 nice -n 19 .venv/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(PY) tests/mutation_score.py $(MUTATE_DIR)/mutants
 
 bench: $(STAMP)
 	$(PIP) '.[bench]'
