@@ -312,3 +312,87 @@ def test_link_loader_rejects_bad_settings_and_mismatched_loaders():
         del b.n_id
     with pytest.raises(ValueError, match="n_id"):
         fit_link_prediction(model, split.train, None, epochs=1, loader=no_n_id, monitor=None)
+
+
+# -- hop-aware GCN encoder on sampled batches ---------------------------------------------------------------------
+def _weighted_graph_with_loops(n=160, seed=0):
+    data = attributed_sbm(n, 3, 6.0, num_features=12, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    loops = torch.tensor([0, 5, 17, 40]).repeat(2, 1)  # listed self-loops keep their own weight in gcn_norm
+    data.edge_index = torch.cat([data.edge_index, loops], dim=1)
+    data.edge_weight = 0.2 + torch.rand(data.edge_index.size(1), generator=g)
+    data.x = data.x.double()
+    data.edge_weight = data.edge_weight.double()
+    return data
+
+
+def _sampled_batches(data, num_neighbors, batch_size=12):
+    from torch_geometric.loader import NeighborLoader
+
+    return list(NeighborLoader(data, num_neighbors=num_neighbors, batch_size=batch_size, shuffle=False))[:3]
+
+
+def _outputs_and_grads(encoder, batch, hops):
+    encoder.zero_grad()
+    kwargs = {"num_sampled_nodes_per_hop": batch.num_sampled_nodes,
+              "num_sampled_edges_per_hop": batch.num_sampled_edges} if hops else {}
+    out = encoder(batch.x, batch.edge_index, batch.edge_weight, **kwargs)
+    outs = [o[:batch.num_sampled_nodes[0]] for o in (out if isinstance(out, tuple) else (out,))]
+    # asymmetric weights per entry: any wrong row or column changes the gradients
+    sum((o * torch.linspace(-1, 2, o.numel(), dtype=o.dtype).view_as(o)).sum() for o in outs).backward()
+    return [o.detach() for o in outs], [p.grad.clone() for p in encoder.parameters()]
+
+
+@requires_sampler
+@pytest.mark.parametrize("variational,hidden,improved,sparse_x", [
+    (False, [8], False, False), (True, [8, 6], True, False), (False, [6], False, True)])
+def test_hop_aware_encoder_equals_full_forward_at_the_seeds(variational, hidden, improved, sparse_x):
+    from pyg_em.nn import VariationalGCNEncoder
+
+    data = _weighted_graph_with_loops()
+    torch.manual_seed(0)
+    cls = VariationalGCNEncoder if variational else GCNEncoder
+    encoder = cls(12, hidden, 4, improved=improved).double()
+    for batch in _sampled_batches(data, [4] * (len(hidden) + 1)):
+        if sparse_x:  # the lin-first branch of the first layer (bag-of-words features gathered as CSR)
+            batch.x = (batch.x * (batch.x > 0.5)).to_sparse_csr()
+        ref_out, ref_grad = _outputs_and_grads(encoder, batch, hops=False)
+        out, grad = _outputs_and_grads(encoder, batch, hops=True)
+        for a, b in zip(out, ref_out):
+            assert a.shape == b.shape and torch.allclose(a, b, atol=1e-10)
+        for a, b in zip(grad, ref_grad):
+            assert torch.allclose(a, b, atol=1e-9)
+
+
+@requires_sampler
+def test_hop_aware_encoder_rejects_counts_that_do_not_describe_the_batch():
+    data = _weighted_graph_with_loops()
+    encoder = GCNEncoder(12, [8], 4).double()
+    batch = _sampled_batches(data, [4, 4])[0]
+    nodes, edges = batch.num_sampled_nodes, batch.num_sampled_edges
+    with pytest.raises(ValueError, match="hop"):
+        encoder(batch.x, batch.edge_index, num_sampled_nodes_per_hop=nodes[:2], num_sampled_edges_per_hop=edges[:1])
+    with pytest.raises(ValueError, match="sum to"):
+        encoder(batch.x, batch.edge_index, num_sampled_nodes_per_hop=[nodes[0] + 1, *nodes[1:]],
+                num_sampled_edges_per_hop=edges)
+    shuffled = batch.edge_index[:, torch.randperm(batch.edge_index.size(1), generator=torch.Generator().manual_seed(0))]
+    with pytest.raises(ValueError, match="do not describe"):
+        encoder(batch.x, shuffled, num_sampled_nodes_per_hop=nodes, num_sampled_edges_per_hop=edges)
+    with pytest.raises(ValueError, match="non-negative ints"):
+        encoder(batch.x, batch.edge_index, num_sampled_nodes_per_hop=[1.5], num_sampled_edges_per_hop=edges)
+
+
+@requires_sampler
+def test_gae_batch_loss_with_hop_counts_equals_the_full_batch_forward(monkeypatch):
+    import pyg_em.models.gae as gae_module
+
+    data = attributed_sbm(200, 4, 8.0, num_features=10, seed=3)
+    split = link_split(data, val_ratio=0.1, test_ratio=0.1, seed=0)
+    torch.manual_seed(0)
+    model = GAE(GCNEncoder(10, [8], 4))
+    batch = next(iter(link_neighbor_loader(split.train, model, 32, 5)))
+    assert gae_module._takes_hops(model.encoder)
+    trimmed = model.loss_batch(batch).total
+    monkeypatch.setattr(gae_module, "_takes_hops", lambda encoder: False)
+    full = model.loss_batch(batch).total
+    assert torch.allclose(trimmed, full, atol=1e-6)

@@ -50,6 +50,15 @@ def _check_nonempty(edge_index: Tensor, name: str) -> None:
         raise ValueError(f"{name} is empty: the reconstruction loss needs at least one positive edge")
 
 
+def _takes_hops(encoder: Any) -> bool:
+    """Whether the encoder's ``forward`` takes PyG's ``num_sampled_nodes_per_hop`` keyword."""
+    target = encoder.forward if isinstance(encoder, torch.nn.Module) else encoder
+    try:
+        return "num_sampled_nodes_per_hop" in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def accepts_edge_weight(encoder: Any) -> bool:
     """Whether ``encoder(x, edge_index, edge_weight)`` is a valid call: its ``forward`` (or the function
     itself) takes a third positional argument, ``edge_weight``, or ``*args``."""
@@ -265,6 +274,18 @@ class GAE(ClusteringModel):
     def _encode_data(self, data: Data) -> Tensor:
         return self.encode(*self._encoder_args(data.x, data.edge_index, getattr(data, "edge_weight", None)))
 
+    def _encode_batch(self, batch: Data) -> Tensor:
+        """Encode a link-loader batch; an encoder that takes PyG's ``num_sampled_nodes_per_hop`` /
+        ``num_sampled_edges_per_hop`` (:class:`~pyg_em.nn.GCNEncoder`, PyG's ``BasicGNN`` models) gets the
+        batch's hop counts and computes only what its seed nodes, the endpoints of ``edge_label_index``, need
+        (the first rows of the batch; see :meth:`~pyg_em.nn.GCNEncoder.sampled_heads`)."""
+        nodes, edges = getattr(batch, "num_sampled_nodes", None), getattr(batch, "num_sampled_edges", None)
+        if nodes is None or edges is None or getattr(batch, "edge_label", None) is None or not _takes_hops(
+                self.encoder):
+            return self._encode_data(batch)
+        args = self._encoder_args(batch.x, batch.edge_index, getattr(batch, "edge_weight", None))
+        return self.encode(*args, num_sampled_nodes_per_hop=list(nodes), num_sampled_edges_per_hop=list(edges))
+
     def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         """Deterministic embeddings: the encoder output (the mean :math:`\\mu` for the VGAE)."""
         return self.encoder(*self._encoder_args(x, edge_index, edge_weight))
@@ -358,7 +379,7 @@ class GAE(ClusteringModel):
         """
         if forbidden is not None and num_nodes is None:
             raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
-        z = self._encode_data(batch)
+        z = self._encode_batch(batch)
         recon = self._batch_recon(z, batch, forbidden, num_nodes)
         return LossOutput(recon, {"recon": recon.detach()})
 
@@ -420,7 +441,9 @@ class VGAE(GAE):
     so :meth:`loss` adds ``kl_weight * kl_loss() / N``; this is exactly the paper's code
     (``0.5 / N * mean(sum(1 + 2 log σ - μ² - σ²))``) and PyG's example (``kl_loss() / N``). Using the
     un-scaled :math:`\overline{\mathrm{KL}}` would weigh the prior :math:`N` times too strongly and collapse
-    the embeddings. In a mini-batch, :math:`N` is the number of nodes of the sampled subgraph.
+    the embeddings. In a mini-batch, :math:`N` is the number of nodes of the sampled subgraph, and the mean is
+    over the rows the encoder returns (the seed nodes with a hop-aware encoder such as
+    :class:`~pyg_em.nn.GCNEncoder`, whose outer-hop rows have truncated receptive fields).
 
     Args:
         encoder (torch.nn.Module): Returns ``(mu, logstd)``, e.g. :class:`pyg_em.nn.VariationalGCNEncoder`.
@@ -477,9 +500,10 @@ class VGAE(GAE):
         """Mini-batch negative ELBO: :meth:`GAE.loss_batch`'s reconstruction plus the scaled KL term."""
         if forbidden is not None and num_nodes is None:
             raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
-        z = self._encode_data(batch)
+        z = self._encode_batch(batch)
         recon = self._batch_recon(z, batch, forbidden, num_nodes)
-        kl = self.kl_loss() / z.size(0)
+        # Averaged over the rows encoded (the seeds with a hop-aware encoder), scaled by the batch's node count.
+        kl = self.kl_loss() / batch.num_nodes
         return LossOutput(recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()})
 
     def extra_repr(self) -> str:

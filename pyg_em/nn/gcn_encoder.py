@@ -26,6 +26,49 @@ def _gcn_norm(edge_index: Any, edge_weight: Tensor | None, num_nodes: int, impro
 
 __all__ = ["GCNEncoder", "VariationalGCNEncoder", "GraphEncoderBase", "NormalizedAdjacencyCache"]
 
+DEFAULT_CHUNK_SIZE = 8192  # target nodes per chunk of layer-wise inference (DAEGC.embed_data's default)
+
+
+def _destination_csr(src: Tensor, dst: Tensor, values: Tensor, num_rows: int, num_cols: int) -> Tensor:
+    """The ``(num_rows, num_cols)`` CSR matrix with entries ``values[e]`` at ``(dst[e], src[e])`` for an edge list
+    grouped by increasing ``dst`` (the layout of PyG's neighbour samplers and of a CSR): the row pointers are
+    the running sum of the row counts, with no sort and no device-dependent size."""
+    crow = torch.zeros(num_rows + 1, dtype=dst.dtype, device=dst.device)
+    crow.index_add_(0, dst + 1, torch.ones_like(dst)).cumsum_(0)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, src, values, (num_rows, num_cols), check_invariants=False)
+
+
+def _ordered_gcn_norm(src: Tensor, dst: Tensor, edge_weight: Tensor | None, num_nodes: int, fill: float | None,
+                      dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    r"""``gcn_norm``'s weights :math:`\tilde d_j^{-1/2} w_{ij} \tilde d_i^{-1/2}` with PyG's
+    ``add_remaining_self_loops`` semantics (a self-loop already in the list keeps its weight, others get
+    ``fill``), but in the order of the input edges: a listed self-loop gets 0 here and its weight goes to the
+    returned diagonal (``None`` without self-loops). ``gcn_norm`` instead drops listed loops and appends
+    one per node, which breaks the hop-by-hop layout of a sampled batch."""
+    weight = torch.ones(src.numel(), dtype=dtype, device=src.device) if edge_weight is None else edge_weight.to(dtype)
+    diagonal = None
+    if fill is not None:
+        is_loop = src == dst
+        slot = torch.where(is_loop, dst, torch.full_like(dst, num_nodes))  # non-loops go to a spare slot
+        diagonal = weight.new_full((num_nodes + 1,), fill).scatter(0, slot, weight)[:num_nodes]
+        weight = torch.where(is_loop, torch.zeros_like(weight), weight)
+    degree = weight.new_zeros(num_nodes).index_add(0, dst, weight)
+    degree = degree + diagonal if diagonal is not None else degree
+    inv_sqrt = degree.pow(-0.5).masked_fill(degree == 0, 0.0)
+    values = inv_sqrt[src] * weight * inv_sqrt[dst]
+    return values, None if diagonal is None else inv_sqrt * diagonal * inv_sqrt
+
+
+def _hop_counts(values: Any, name: str) -> list[int]:
+    if isinstance(values, Tensor):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, int) and v >= 0 for v in values):
+        raise ValueError(f"{name} must be a list of non-negative ints (a PyG loader batch's num_sampled_nodes / "
+                         f"num_sampled_edges), got {values!r}")
+    return list(values)
+
 
 class NormalizedAdjacencyCache(TensorKeyedCache):
     r"""Caches :math:`\hat{A} = \tilde{D}^{-1/2}(A + I)\tilde{D}^{-1/2}` for one graph at a time.
@@ -83,10 +126,13 @@ class GraphEncoderBase(torch.nn.Module):
         """Validate the inputs; return the (dropped-out, possibly sparse) features and the normalised graph."""
         sparse_x = x.layout != torch.strided
         check_graph(None if sparse_x else x, edge_index, edge_weight, num_nodes=x.size(0))
-        if x.size(1) != self.in_channels:
-            raise ValueError(f"x has {x.size(1)} features but the encoder expects in_channels={self.in_channels}")
+        self._check_width(x)
         adj, weight = self.normalize(edge_index, edge_weight, x.size(0), dtype=x.dtype)
         return self._input(x), adj, weight
+
+    def _check_width(self, x: Tensor) -> None:
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"x has {x.size(1)} features but the encoder expects in_channels={self.in_channels}")
 
     def normalize(self, edge_index: Any, edge_weight: Tensor | None, num_nodes: int,
                   dtype: torch.dtype | None = None) -> tuple[Any, Tensor | None]:
@@ -221,10 +267,121 @@ class GCNEncoder(GraphEncoderBase):
         out = conv.propagate(adj, x=self.sparse_linear(h, conv.lin.weight), edge_weight=weight)
         return out + conv.bias if conv.bias is not None else out
 
-    def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> Tensor:
-        """Node embeddings :math:`(N, D)` of the graph ``(x, edge_index, edge_weight)``."""
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None,
+                num_sampled_nodes_per_hop: list[int] | None = None,
+                num_sampled_edges_per_hop: list[int] | None = None) -> Tensor:
+        """Node embeddings :math:`(N, D)` of the graph ``(x, edge_index, edge_weight)``; with the hop counts of
+        a neighbour-sampled batch, those of its seed nodes only (see :meth:`sampled_heads`)."""
+        return self._heads(x, edge_index, edge_weight, num_sampled_nodes_per_hop, num_sampled_edges_per_hop)[0]
+
+    def _heads(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None, nodes: Any, edges: Any) -> list[Tensor]:
+        if nodes is not None or edges is not None:
+            return self.sampled_heads(x, edge_index, edge_weight, nodes, edges)
         h, adj, weight = self.hidden(x, edge_index, edge_weight)
-        return self._conv(self.heads[0], h, adj, weight)
+        return [self._conv(head, h, adj, weight) for head in self.heads]
+
+    # -- neighbour-sampled batches ------------------------------------------------------------------------
+    def sampled_heads(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None,
+                      num_sampled_nodes_per_hop: Any, num_sampled_edges_per_hop: Any) -> list[Tensor]:
+        r"""The output head(s) at the seed nodes of a neighbour-sampled batch, computing only what they need.
+
+        A ``NeighborLoader`` / ``LinkNeighborLoader`` batch lists its nodes hop by hop (the seeds first) and its
+        edges hop by hop, each hop's edges pointing into the previous hop's nodes, grouped by destination. Layer
+        :math:`l` of :math:`L` then only needs the rows of hops :math:`0..L-1-l` and the edges into them, a
+        prefix of each list (PyG's ``trim_to_layer``). Here each layer's prefix is multiplied as a CSR matrix
+        (row pointers from the row counts, no sort), and the first layer aggregates the inputs before
+        projecting them when they are dense and at most twice as wide as its output:
+        :math:`(\hat{\mathbf{A}}\mathbf{X})\mathbf{W}` needs no sparse product in backward, since
+        :math:`\mathbf{X}` is data. The result equals the rows ``[:num_sampled_nodes_per_hop[0]]`` of the
+        full forward on the batch to float tolerance; the normalisation is the batch graph's, as in the full
+        forward. A batch whose edge list does not have this layout raises (checked on the device, without a
+        host synchronisation). Graphs with self-loops, ``SparseTensor`` input and DropEdge in training take
+        the full forward (then sliced to the seeds).
+
+        Args:
+            x (Tensor): Node features of the batch :math:`(N, F)`, dense or sparse CSR.
+            edge_index (Tensor): The batch's edges :math:`(2, E)`, in the sampler's order.
+            edge_weight (Tensor, optional): Edge weights :math:`(E,)`.
+            num_sampled_nodes_per_hop (list[int]): The batch's ``num_sampled_nodes`` (seeds first).
+            num_sampled_edges_per_hop (list[int]): The batch's ``num_sampled_edges``.
+
+        Returns:
+            One tensor per head (one for :class:`GCNEncoder`, :math:`\mu` and :math:`\log\sigma` for
+            :class:`VariationalGCNEncoder`), each :math:`(S, D)` for the :math:`S` seed nodes.
+        """
+        nodes = _hop_counts(num_sampled_nodes_per_hop, "num_sampled_nodes_per_hop")
+        edges = _hop_counts(num_sampled_edges_per_hop, "num_sampled_edges_per_hop")
+        depth = len(self.convs) + 1
+        if len(nodes) < depth + 1 or len(edges) < depth:
+            raise ValueError(f"the batch was sampled over {len(edges)} hop(s) but the encoder has {depth} layers: "
+                             f"sample num_neighbors of length {depth}")
+        seeds = nodes[0]
+        if sum(nodes) != x.size(0) or (not is_sparse_tensor(edge_index) and sum(edges) != edge_index.size(1)):
+            raise ValueError(f"the hop counts sum to {sum(nodes)} nodes and {sum(edges)} edges but the batch has "
+                             f"{x.size(0)} nodes and {edge_index.size(1)} edges: pass the batch's own "
+                             "num_sampled_nodes and num_sampled_edges")
+        if is_sparse_tensor(edge_index) or (self.training and self.edge_dropout > 0):
+            h, adj, weight = self.prepare(x, edge_index, edge_weight)  # DropEdge happens in here
+            return self._sampled_fallback(h, adj, weight, seeds)
+        sparse_x = x.layout != torch.strided
+        check_graph(None if sparse_x else x, edge_index, edge_weight, num_nodes=x.size(0))
+        self._check_width(x)
+        src, dst = edge_index[0], edge_index[1]
+        fill = (2.0 if self.improved else 1.0) if self.add_self_loops else None
+        weight, loop_weights = _ordered_gcn_norm(src, dst, edge_weight, x.size(0), fill, x.dtype)
+        h = self._input(x)
+        self._check_sampled_layout(src, dst, nodes, edges, depth)
+        layers = [*[(conv,) for conv in self.convs], tuple(self.heads)]
+        for layer, convs in enumerate(layers):
+            rows, count = sum(nodes[: depth - layer]), sum(edges[: depth - layer])
+            a = _destination_csr(src[:count], dst[:count], weight[:count], rows, h.size(0))
+            loop_weight = loop_weights[:rows].unsqueeze(-1) if loop_weights is not None else None
+            outs = self._sampled_layer(convs, h, a, loop_weight, first=layer == 0)
+            if layer == depth - 1:
+                return outs
+            h = F.dropout(F.relu(outs[0]), self.dropout, self.training)
+        raise AssertionError("unreachable")
+
+    def _sampled_fallback(self, h: Tensor, adj: Any, weight: Tensor | None, seeds: int) -> list[Tensor]:
+        for conv in self.convs:
+            h = F.dropout(F.relu(self._conv(conv, h, adj, weight)), self.dropout, self.training)
+        return [self._conv(head, h, adj, weight)[:seeds] for head in self.heads]
+
+    @staticmethod
+    def _check_sampled_layout(src: Tensor, dst: Tensor, nodes: list[int], edges: list[int], depth: int) -> None:
+        """Raise (asynchronously on accelerators) unless the edges are grouped by increasing destination and
+        each hop's edges point from the first ``sum(nodes[:h + 1])`` nodes into the first ``sum(nodes[:h])``."""
+        if dst.numel() == 0:
+            return
+        ok = (dst[1:] >= dst[:-1]).all()
+        for hop in range(1, depth + 1):
+            count = sum(edges[:hop])
+            if count:
+                ok = ok & (dst[count - 1] < sum(nodes[:hop])) & (src[:count].max() < sum(nodes[:hop + 1]))
+        if dst.device.type != "cpu":  # on an accelerator: checked without a host synchronisation
+            torch._assert_async(ok)
+        elif not bool(ok):
+            raise ValueError("num_sampled_nodes_per_hop/num_sampled_edges_per_hop do not describe this edge list: "
+                             "pass the batches of a PyG NeighborLoader/LinkNeighborLoader unchanged (edges hop by "
+                             "hop, grouped by destination), or leave the hop counts out")
+
+    def _sampled_layer(self, convs: tuple, h: Tensor, a: Tensor, loop_weight: Tensor | None,
+                       first: bool) -> list[Tensor]:
+        rows = a.size(0)
+        narrow = first and h.layout == torch.strided and not h.requires_grad and len(convs) == 1 and (
+            self.in_channels <= 2 * convs[0].out_channels)
+        if narrow:  # (A X) W: X is data, so backward needs no sparse product
+            p = torch.sparse.mm(a, h)
+            p = p + loop_weight * h[:rows] if loop_weight is not None else p
+            outs = [F.linear(p, convs[0].lin.weight)]
+        else:
+            a_t = csr_pair(a)[1]
+            outs = []
+            for conv in convs:
+                hw = self.sparse_linear(h, conv.lin.weight) if h.layout == torch.sparse_csr else conv.lin(h)
+                out = constant_sparse_matmul(a, a_t, hw)
+                outs.append(out + loop_weight * hw[:rows] if loop_weight is not None else out)
+        return [out + conv.bias if conv.bias is not None else out for out, conv in zip(outs, convs)]
 
     def __repr__(self) -> str:
         widths = "->".join(str(c) for c in (self.in_channels, *self.hidden_channels, self.out_channels))
@@ -251,8 +408,11 @@ class VariationalGCNEncoder(GCNEncoder):
     def _make_heads(self, in_channels: int, out_channels: int, bias: bool) -> list[GCNConv]:
         return [GCNConv(in_channels, out_channels, normalize=False, bias=bias) for _ in range(2)]
 
-    def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, edge_index: Any, edge_weight: Tensor | None = None,
+                num_sampled_nodes_per_hop: list[int] | None = None,
+                num_sampled_edges_per_hop: list[int] | None = None) -> tuple[Tensor, Tensor]:
         """:math:`(\\boldsymbol\\mu, \\log\\boldsymbol\\sigma)`, each :math:`(N, D)`, of the graph
-        ``(x, edge_index, edge_weight)``."""
-        h, adj, weight = self.hidden(x, edge_index, edge_weight)
-        return self._conv(self.heads[0], h, adj, weight), self._conv(self.heads[1], h, adj, weight)
+        ``(x, edge_index, edge_weight)``; with the hop counts of a neighbour-sampled batch, those of its seed
+        nodes only (see :meth:`~GCNEncoder.sampled_heads`)."""
+        mu, logstd = self._heads(x, edge_index, edge_weight, num_sampled_nodes_per_hop, num_sampled_edges_per_hop)
+        return mu, logstd

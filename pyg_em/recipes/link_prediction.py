@@ -32,7 +32,7 @@ from pyg_em.recipes.daegc import check_num_neighbors
 from pyg_em.train import EarlyStopping, Trainer, seed_everything
 from pyg_em.train.callbacks import Callback
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
-from pyg_em.validation import check_n_clusters, check_positive, check_positive_int
+from pyg_em.validation import check_n_clusters, check_positive, check_positive_int, validation_disabled
 
 __all__ = ["fit_link_prediction", "link_neighbor_loader", "GAERecipe", "VGAERecipe", "MONITORS"]
 
@@ -182,7 +182,10 @@ def fit_link_prediction(
                 keys = forbidden_pair_keys(pos.to(batch.edge_index.device), train_data.num_nodes,
                                            None if held is None else held.to(batch.edge_index.device))
                 forbidden.append(keys)
-            return m.loss_batch(batch, forbidden=forbidden[0], num_nodes=train_data.num_nodes)
+            # The batches are rows and edges of train_data, which the trainer validated: their data-dependent
+            # checks (finiteness, id ranges) would only synchronise with the device at every step.
+            with validation_disabled():
+                return m.loss_batch(batch, forbidden=forbidden[0], num_nodes=train_data.num_nodes)
 
     trainer = Trainer(model, epochs=epochs, lr=lr, weight_decay=weight_decay, device=device, eval_fn=eval_fn,
                       eval_every=eval_every, log_every=eval_every, callbacks=all_callbacks, progress=progress,
