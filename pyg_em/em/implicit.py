@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pyg_em.em.base import GEMBase, GEMConfig
-from pyg_em.em.objective import posterior_mean
+from pyg_em.em.objective import PrecisionStructure, posterior_mean
 from pyg_em.linalg import ConvergenceError, ConvergenceWarning, batched_pcg, fixed_point
 from pyg_em.validation import check_positive, check_positive_int
 
@@ -185,10 +185,10 @@ class GEMImplicitEM(GEMBase):
         config (GEMConfig, optional): The shared hyper-parameters (:class:`~pyg_em.em.GEMConfig`).
             (default: :obj:`None`, its defaults)
         **options: Any field of :class:`~pyg_em.em.GEMConfig` by keyword (``eta``, ``eps``, ``noise``,
-            ``estep``, ``logdet``, ``num_probes``, ``probe_tol``, ``prior``, ``init_weight``, ``block_size``,
-            ``solver_options``; defaults there), overriding ``config``. The default ``logdet='auto'`` is exact
-            up to 2048 nodes and uses 8 Hutchinson probes (drawn once per call, so the iterated map is
-            deterministic) above.
+            ``estep``, ``logdet``, ``num_probes``, ``probe_tol``, ``estep_tol``, ``prior``, ``init_weight``,
+            ``block_size``, ``solver_options``; defaults there), overriding ``config``. The default
+            ``logdet='auto'`` is exact up to 2048 nodes and uses 8 Hutchinson probes (drawn once per call, so
+            the iterated map is deterministic) above.
 
     After each call, ``last_fixed_point`` (a :class:`FixedPointReport`) says whether the forward iteration
     reached the fixed point: its relative residual and the number of iterations.
@@ -245,12 +245,13 @@ class GEMImplicitEM(GEMBase):
             mask: Tensor | None = None):
         """Fixed point and implicit gradient on validated ``pairs`` and ``theta0``; returns ``(theta*, z_hat)``."""
         probes = self.draw_probes(x, generator, mask)  # drawn once, so the iterated map is deterministic
+        structure = PrecisionStructure(pairs, x.size(0))  # analysed once for every M-step's solves
         calls = [0]
 
         def step(theta: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
             calls[0] += 1
-            z_hat, covariance = self.e_step(x, pairs, theta, probes, mask)
-            return self.m_step(theta, z_hat, pairs, probes, theta0, mask, covariance)
+            z_hat, covariance = self.e_step(x, pairs, theta, probes, mask, structure)
+            return self.m_step(theta, z_hat, pairs, probes, theta0, mask, covariance, structure)
 
         with torch.no_grad():  # the iterations are never differentiated
             theta_star = fixed_point(step, theta0.detach(), x.detach(), theta0.detach(), solver=self.solver,
@@ -268,7 +269,8 @@ class GEMImplicitEM(GEMBase):
         if mapped.requires_grad:
             solver = self.adjoint_solver(x.size(0), None if mask is None else x.size(1))
             mapped = self._attach_adjoint(mapped, leaf, solver, report)
-        z_hat = posterior_mean(x, pairs, F.softplus(mapped), self.eps, self.estep_noise, self.solver_options, mask)
+        z_hat = posterior_mean(x, pairs, F.softplus(mapped), self.eps, self.estep_noise, self.solver_options, mask,
+                               structure=structure)
         return mapped, z_hat
 
     def _attach_adjoint(self, mapped: Tensor, leaf: Tensor, solver: str, report: FixedPointReport) -> Tensor:

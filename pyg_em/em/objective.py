@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pyg_em.em.candidates import pairs_to_edge_index
-from pyg_em.linalg import laplacian_coo, sparse_solve
+from pyg_em.linalg import SparsityPattern, sparse_solve
 
 __all__ = [
+    "PrecisionStructure",
     "block_resistance",
     "hutchinson_resistance",
     "inverse_softplus",
@@ -66,38 +66,96 @@ def inverse_softplus(weight: Tensor) -> Tensor:
     return weight + torch.log(-torch.expm1(-weight))
 
 
-def precision_operator(pairs: Tensor, weight: Tensor, num_nodes: int, shift: float) -> tuple[Tensor, Tensor, int]:
+class PrecisionStructure:
+    r"""The stored positions of the precision :math:`L_w + \text{shift}\,I` on fixed undirected ``pairs``
+    (and of its block-diagonal masked form), analysed once and shared by every solve on them.
+
+    The candidate graph does not change during a forward pass: only the weights do. So the layers build this once
+    per call, and every E-step, M-step and backward solve of every layer reuses one
+    :class:`~pyg_em.linalg.SparsityPattern` (sorted positions, symmetry, RCM order, CSR layout) instead of
+    re-sorting the nnz keys per solve. The values are rebuilt from the weights for each operator, so they are
+    never stale. The precision is symmetric by construction (one weight per pair, stored both ways), which the
+    pattern then checks with one gather per solve.
+
+    Args:
+        pairs (Tensor): Undirected pairs ``(2, U)`` (``i != j``).
+        num_nodes (int): ``N``.
+    """
+
+    def __init__(self, pairs: Tensor, num_nodes: int) -> None:
+        row, col = pairs
+        nodes = torch.arange(num_nodes, device=pairs.device)
+        self.pairs, self.num_nodes = pairs, num_nodes
+        #: Both directions of every pair, then the diagonal: the layout of :meth:`values`.
+        self.indices = torch.cat([pairs, pairs.flip(0), torch.stack([nodes, nodes])], dim=1)
+        self.pattern = SparsityPattern(self.indices, num_nodes)
+        self._blocks: dict[int, tuple[Tensor, SparsityPattern]] = {}
+
+    def values(self, weight: Tensor, shift: float) -> Tensor:
+        """The stored values at :attr:`indices`: :math:`-w` twice, then the degrees plus ``shift``."""
+        row, col = self.pairs
+        degree = weight.new_zeros(self.num_nodes).index_add(0, row, weight).index_add(0, col, weight)
+        return torch.cat([-weight, -weight, degree + shift])
+
+    def operator(self, weight: Tensor, shift: float) -> tuple[Tensor, Tensor, int]:
+        r""":math:`L_w + \text{shift}\,I` as ``(indices, values, N)``."""
+        return self.indices, self.values(weight, shift), self.num_nodes
+
+    def block_indices(self, num_blocks: int) -> Tensor:
+        """Indices of the ``num_blocks``-block diagonal form (see :func:`masked_precision_operator`)."""
+        if num_blocks not in self._blocks:
+            n = self.num_nodes
+            offsets = torch.arange(num_blocks, device=self.indices.device) * n
+            blocks = (self.indices.unsqueeze(1) + offsets.view(1, -1, 1)).reshape(2, -1)
+            nodes = torch.arange(n * num_blocks, device=self.indices.device)
+            indices = torch.cat([blocks, torch.stack([nodes, nodes])], dim=1)
+            self._blocks[num_blocks] = indices, SparsityPattern(indices, n * num_blocks)
+        return self._blocks[num_blocks][0]
+
+    def pattern_of(self, indices: Tensor) -> SparsityPattern | None:
+        """The pattern of an operator this structure built (by identity of its ``indices``), else :obj:`None`."""
+        if indices is self.indices:
+            return self.pattern
+        return next((pattern for block, pattern in self._blocks.values() if block is indices), None)
+
+
+def precision_operator(pairs: Tensor, weight: Tensor, num_nodes: int, shift: float,
+                       structure: PrecisionStructure | None = None) -> tuple[Tensor, Tensor, int]:
     r"""The precision :math:`L_w + \text{shift}\cdot I` as ``(indices (2, nnz), values (nnz,), N)``.
 
-    Built by :func:`~pyg_em.linalg.laplacian_coo` on both directions of every pair, so the values are
-    differentiable functions of ``weight``.
+    Both directions of every pair and the diagonal, so the values are differentiable functions of ``weight``.
+    ``structure`` (a :class:`PrecisionStructure` of the same ``pairs``) reuses its indices, so solves find its
+    analysed pattern. (default: :obj:`None`, built here)
     """
-    return laplacian_coo(pairs_to_edge_index(pairs), torch.cat([weight, weight]), num_nodes, shift=shift)
+    return (structure or PrecisionStructure(pairs, num_nodes)).operator(weight, shift)
 
 
-def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor, options: dict | None = None) -> Tensor:
+def solve_precision(operator: tuple[Tensor, Tensor, int], rhs: Tensor, options: dict | None = None,
+                    structure: PrecisionStructure | None = None) -> Tensor:
     """Solve ``A X = rhs`` for the SPD precision ``A``, all columns at once, differentiably in both (twice).
 
-    ``options`` are keyword arguments of :func:`~pyg_em.linalg.sparse_solve` (``method``, ``tol``, ...).
+    ``options`` are keyword arguments of :func:`~pyg_em.linalg.sparse_solve` (``method``, ``tol``, ...);
+    ``structure`` the :class:`PrecisionStructure` that built ``operator``, whose pattern the solve then reuses.
     """
-    return sparse_solve(operator, rhs, **(options or {}))
+    pattern = structure.pattern_of(operator[0]) if structure is not None else None
+    return sparse_solve(operator, rhs, **(options or {}), pattern=pattern)
 
 
 def masked_precision_operator(
-    pairs: Tensor, weight: Tensor, num_nodes: int, shift: float, diagonal: Tensor
+    pairs: Tensor, weight: Tensor, num_nodes: int, shift: float, diagonal: Tensor,
+    structure: PrecisionStructure | None = None,
 ) -> tuple[Tensor, Tensor, int]:
     r"""Block-diagonal precision :math:`\mathrm{blkdiag}_f(L_w + \text{shift}\,I + \mathrm{diag}(d_f))`.
 
     One block per column ``f`` of ``diagonal`` ``(N, F)``, on the column-major unknowns ``f * N + i`` (the layout
     of ``x.T.reshape(-1)``), so the ``F`` signals, each with its own observed set, are solved as one sparse
-    system with :math:`F \cdot \mathrm{nnz}` stored entries, differentiably in ``weight``.
+    system with :math:`F \cdot \mathrm{nnz}` stored entries, differentiably in ``weight``. ``structure`` as in
+    :func:`precision_operator`.
     """
-    indices, values, _ = precision_operator(pairs, weight, num_nodes, shift)
+    structure = structure or PrecisionStructure(pairs, num_nodes)
     num_blocks = diagonal.size(1)
-    offsets = torch.arange(num_blocks, device=indices.device) * num_nodes
-    block_indices = (indices.unsqueeze(1) + offsets.view(1, -1, 1)).reshape(2, -1)
-    nodes = torch.arange(num_nodes * num_blocks, device=indices.device)
-    return (torch.cat([block_indices, torch.stack([nodes, nodes])], dim=1),
+    values = structure.values(weight, shift)
+    return (structure.block_indices(num_blocks),
             torch.cat([values.repeat(num_blocks), diagonal.T.reshape(-1).to(values.dtype)]), num_nodes * num_blocks)
 
 
@@ -110,6 +168,7 @@ def posterior_mean(
     options: dict | None = None,
     mask: Tensor | None = None,
     probes: Tensor | None = None,
+    structure: PrecisionStructure | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     r"""E-step: :math:`(A_w + \sigma^{-2}I)^{-1}\sigma^{-2}x` (``noise=σ``) or :math:`A_w^{-1}x` (``noise=None``).
 
@@ -126,17 +185,19 @@ def posterior_mean(
     if noise is None:
         if mask is not None:
             raise ValueError("missing entries need the posterior E-step (noise=sigma)")
-        return solve_precision(precision_operator(pairs, weight, x.size(0), eps), x, options)
+        structure = structure or PrecisionStructure(pairs, x.size(0))
+        return solve_precision(precision_operator(pairs, weight, x.size(0), eps, structure), x, options, structure)
     precision = noise ** -2
+    structure = structure or PrecisionStructure(pairs, x.size(0))
     if mask is None:
-        operator, rhs = precision_operator(pairs, weight, x.size(0), eps + precision), x * precision
+        operator, rhs = precision_operator(pairs, weight, x.size(0), eps + precision, structure), x * precision
     else:
         observed = mask.to(x.dtype) * precision
-        operator = masked_precision_operator(pairs, weight, x.size(0), eps, observed)
+        operator = masked_precision_operator(pairs, weight, x.size(0), eps, observed, structure)
         rhs = (x * observed).T.reshape(-1, 1)
     if probes is not None:
         rhs = torch.cat([rhs, probes], dim=1)
-    solution = solve_precision(operator, rhs, options)
+    solution = solve_precision(operator, rhs, options, structure)
     z_hat, probe_solution = solution[:, : rhs.size(1) - (0 if probes is None else probes.size(1))], None
     if probes is not None:
         probe_solution = solution[:, z_hat.size(1):]
@@ -161,6 +222,7 @@ def pair_resistance(
     probes: Tensor | None = None,
     block_size: int = 4096,
     options: dict | None = None,
+    structure: PrecisionStructure | None = None,
 ) -> Tensor:
     r""":math:`(e_i - e_j)^\top (L_w + \text{shift}\,I)^{-1} (e_i - e_j)` for every pair, exact or by probes.
 
@@ -180,8 +242,9 @@ def pair_resistance(
     Returns:
         ``(U,)`` resistances, differentiable with respect to ``weight`` (and ``probes``).
     """
-    operator = precision_operator(pairs, weight, num_nodes, shift)
-    return block_resistance(operator, pairs, num_nodes, 1, probes, block_size, options)
+    structure = structure or PrecisionStructure(pairs, num_nodes)
+    operator = precision_operator(pairs, weight, num_nodes, shift, structure)
+    return block_resistance(operator, pairs, num_nodes, 1, probes, block_size, options, structure)
 
 
 def block_resistance(
@@ -192,6 +255,7 @@ def block_resistance(
     probes: Tensor | None = None,
     block_size: int = 4096,
     options: dict | None = None,
+    structure: PrecisionStructure | None = None,
 ) -> Tensor:
     r""":math:`\sum_f (e_i - e_j)^\top A_f^{-1} (e_i - e_j)` for every pair, for a block-diagonal
     :math:`\mathrm{blkdiag}(A_1, \dots, A_F)` on ``F * N`` unknowns (``F = num_blocks``, see
@@ -203,7 +267,7 @@ def block_resistance(
     """
     row, col = pairs
     if probes is not None:
-        return hutchinson_resistance(solve_precision(operator, probes, options), probes, pairs, num_blocks)
+        return hutchinson_resistance(solve_precision(operator, probes, options, structure), probes, pairs, num_blocks)
     values = operator[1]
     diagonal, cross = [], values.new_zeros(num_blocks, pairs.size(1))
     for start in range(0, num_nodes, block_size):
@@ -211,7 +275,8 @@ def block_resistance(
         nodes = torch.arange(start, stop, device=pairs.device)
         unit = values.new_zeros(num_nodes, stop - start).index_put((nodes, nodes - start), values.new_ones(()))
         # columns start..stop-1 of every block's inverse
-        inverse_block = solve_precision(operator, unit.repeat(num_blocks, 1), options).view(num_blocks, num_nodes, -1)
+        inverse_block = solve_precision(operator, unit.repeat(num_blocks, 1), options, structure)
+        inverse_block = inverse_block.view(num_blocks, num_nodes, -1)
         diagonal.append(inverse_block[:, nodes, nodes - start])
         in_block = (col >= start) & (col < stop)
         cross = cross.masked_scatter(in_block.expand_as(cross), inverse_block[:, row[in_block], col[in_block] - start])
@@ -223,9 +288,13 @@ def hutchinson_resistance(solution: Tensor, probes: Tensor, pairs: Tensor, num_b
     r""":math:`\sum_f \frac1k\sum_p (u_{fip}-u_{fjp})(v_{fip}-v_{fjp})` from probes ``V`` ``(F N, k)`` and
     ``U = A^{-1} V`` (block-diagonal ``A`` with ``F = num_blocks`` blocks): the Hutchinson resistances."""
     row, col = pairs
-    solution = solution.reshape(num_blocks, -1, solution.size(-1))
-    probes = probes.reshape(num_blocks, -1, probes.size(-1))
-    return ((solution[:, row] - solution[:, col]) * (probes[:, row] - probes[:, col])).mean(dim=2).sum(dim=0)
+    num_probes = solution.size(-1)
+    solution = solution.reshape(num_blocks, -1, num_probes)
+    probes = probes.reshape(num_blocks, -1, num_probes)
+    # index_select + vecdot: 3x faster than advanced indexing and a product on 550k pairs x 8 probes
+    difference = solution.index_select(1, row) - solution.index_select(1, col)
+    probe_difference = probes.index_select(1, row) - probes.index_select(1, col)
+    return torch.linalg.vecdot(difference, probe_difference).sum(dim=0) / num_probes
 
 
 def q_gradient(
@@ -241,6 +310,7 @@ def q_gradient(
     probe_options: dict | None = None,
     covariance_probes: Tensor | None = None,
     covariance_solution: Tensor | None = None,
+    structure: PrecisionStructure | None = None,
 ) -> Tensor:
     r""":math:`\partial Q / \partial w` for every undirected pair (see the module docstring), shape ``(U,)``.
 
@@ -267,6 +337,8 @@ def q_gradient(
             per-signal covariance term (one block-diagonal solve of ``N F`` unknowns); exact when :obj:`None`.
         covariance_solution (Tensor, optional): :math:`\Sigma V` for the covariance term's probes ``V`` when the
             E-step already solved it (see :func:`posterior_mean`); skips that solve. (default: :obj:`None`)
+        structure (PrecisionStructure, optional): The analysed precision pattern of ``pairs``, shared by all
+            solves. (default: :obj:`None`, built here)
     """
     num_nodes, num_features = z_hat.shape
     row, col = pairs
@@ -274,7 +346,9 @@ def q_gradient(
     if probe_options is not None and (probes is not None or covariance_probes is not None):
         options = probe_options  # only used for the probe solves below
     logdet_options = options if probes is not None else exact_options
-    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, logdet_options)
+    structure = structure or PrecisionStructure(pairs, num_nodes)
+    gradient = 0.5 * num_features * pair_resistance(pairs, weight, num_nodes, eps, probes, block_size, logdet_options,
+                                                    structure)
     gradient = gradient - 0.5 * (z_hat[row] - z_hat[col]).pow(2).sum(dim=1)
     if noise is None:
         return gradient
@@ -284,9 +358,11 @@ def q_gradient(
         covariance = hutchinson_resistance(covariance_solution, covariance_probe, pairs, blocks)
         return gradient - 0.5 * (num_features if mask is None else 1) * covariance
     if mask is None:
-        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, logdet_options)
+        covariance = pair_resistance(pairs, weight, num_nodes, eps + noise ** -2, probes, block_size, logdet_options,
+                                     structure)
         return gradient - 0.5 * num_features * covariance
-    operator = masked_precision_operator(pairs, weight, num_nodes, eps, mask.to(weight.dtype) * noise ** -2)
+    operator = masked_precision_operator(pairs, weight, num_nodes, eps, mask.to(weight.dtype) * noise ** -2,
+                                         structure)
     covariance_options = options if covariance_probes is not None else exact_options
     return gradient - 0.5 * block_resistance(operator, pairs, num_nodes, num_features, covariance_probes, block_size,
                                              covariance_options)
@@ -338,12 +414,13 @@ def m_step(
     probe_options: dict | None = None,
     covariance_probes: Tensor | None = None,
     covariance_solution: Tensor | None = None,
+    structure: PrecisionStructure | None = None,
 ) -> Tensor:
     r"""One gradient-ascent M-step :math:`\theta + \eta\,\nabla_\theta\big(Q - \tfrac{\lambda}{2}
     \lVert\theta-\theta_0\rVert^2\big)`, with :math:`\nabla_\theta Q = \partial Q/\partial w \odot
     \mathrm{sigmoid}(\theta)` (chain rule through softplus) and :math:`\lambda` = ``prior``."""
     ascent = q_gradient(z_hat, pairs, F.softplus(theta), eps, noise, probes, block_size, options, mask, probe_options,
-                        covariance_probes, covariance_solution)
+                        covariance_probes, covariance_solution, structure)
     ascent = ascent * torch.sigmoid(theta)
     if prior > 0:
         ascent = ascent - prior * (theta - theta_prior)

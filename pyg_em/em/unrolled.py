@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from pyg_em.em.base import GEMBase, GEMConfig
+from pyg_em.em.objective import PrecisionStructure
 from pyg_em.validation import check_positive_int
 
 __all__ = ["GEMUnrolledEM", "gem_unrolled"]
@@ -28,21 +29,24 @@ def gem_unrolled(
     a graph and treated as a constant, so gradients reach ``theta`` through the identity path and the E-steps
     only (cheaper, biased); otherwise every step stays in the autograd graph (``create_graph`` semantics).
     ``mask`` (boolean ``(N, F)``, :obj:`True` = observed) runs the missing-data E-step and M-step.
+    The precision's sparsity pattern is analysed once here and shared by every solve of every layer (and their
+    backward solves): only the weights change between layers (:class:`~pyg_em.em.objective.PrecisionStructure`).
     """
     theta_prior = theta
     z_hat = x
+    structure = PrecisionStructure(pairs, x.size(0))
     for _ in range(num_layers):
         probes = layer.draw_probes(x, generator, mask)
-        z_hat, covariance = layer.e_step(x, pairs, theta, probes, mask)
+        z_hat, covariance = layer.e_step(x, pairs, theta, probes, mask, structure)
         if use_detach:
             with torch.no_grad():
                 current = theta.detach()
                 covariance = None if covariance is None else covariance.detach()
                 step = layer.m_step(current, z_hat.detach(), pairs, probes, theta_prior.detach(), mask,
-                                    covariance) - current
+                                    covariance, structure) - current
             theta = theta + step
         else:
-            theta = layer.m_step(theta, z_hat, pairs, probes, theta_prior, mask, covariance)
+            theta = layer.m_step(theta, z_hat, pairs, probes, theta_prior, mask, covariance, structure)
     return theta, z_hat
 
 
@@ -86,9 +90,9 @@ class GEMUnrolledEM(GEMBase):
         config (GEMConfig, optional): The shared hyper-parameters (:class:`~pyg_em.em.GEMConfig`).
             (default: :obj:`None`, its defaults)
         **options: Any field of :class:`~pyg_em.em.GEMConfig` by keyword (``eta``, ``eps``, ``noise``,
-            ``estep``, ``logdet``, ``num_probes``, ``probe_tol``, ``prior``, ``init_weight``, ``block_size``,
-            ``solver_options``; defaults there), overriding ``config``. The default ``logdet='auto'`` is exact
-            up to 2048 nodes and uses 8 Hutchinson probes, solved to a relative 1e-4, above.
+            ``estep``, ``logdet``, ``num_probes``, ``probe_tol``, ``estep_tol``, ``prior``, ``init_weight``,
+            ``block_size``, ``solver_options``; defaults there), overriding ``config``. The default
+            ``logdet='auto'`` is exact up to 2048 nodes and uses 8 Hutchinson probes, solved to a relative 1e-4, above.
 
     Shapes:
         - **input:** node signals :math:`(N, F)`, edge indices :math:`(2, E)`, optional positive edge weights

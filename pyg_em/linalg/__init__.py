@@ -13,6 +13,7 @@ from pyg_em.linalg.errors import ConvergenceError, ConvergenceWarning
 from pyg_em.linalg.incidence import incidence_matrix
 from pyg_em.linalg.lsmr import batched_lsmr
 from pyg_em.linalg.lstsq import sparse_lstsq
+from pyg_em.linalg.pattern import SparsityPattern
 from pyg_em.linalg.pinv import LaplacianPseudoInverse, connected_components
 
 __all__: list[str] = [
@@ -22,6 +23,7 @@ __all__: list[str] = [
     "ConvergenceWarning",
     "LaplacianPseudoInverse",
     "SparseSolveFunction",
+    "SparsityPattern",
     "batched_lsmr",
     "batched_pcg",
     "connected_components",

@@ -12,6 +12,7 @@ from torch import Tensor
 from pyg_em.linalg._symmetry import asymmetry
 from pyg_em.linalg.cg import batched_pcg, default_tol
 from pyg_em.linalg.errors import ConvergenceWarning
+from pyg_em.linalg.pattern import SparsityPattern
 from pyg_em.validation import check_positive_int, is_validation_enabled
 
 #: On CPU, ``method='auto'`` factorises (scipy SuperLU) up to this many unknowns and runs PCG above it. Sparse LU
@@ -118,9 +119,11 @@ def _diagonal(indices: Tensor, values: Tensor, n: int) -> Tensor:
     return values.new_zeros(n).index_add_(0, indices[0][on_diag], values[on_diag])
 
 
-def check_symmetric(indices: Tensor, values: Tensor, n: int, name: str = "A") -> None:
-    """Raise a :class:`ValueError` when ``A`` differs from its transpose (one sort of the nnz keys)."""
-    found = asymmetry(indices, values, n)
+def check_symmetric(indices: Tensor, values: Tensor, n: int, name: str = "A",
+                    pattern: SparsityPattern | None = None) -> None:
+    """Raise a :class:`ValueError` when ``A`` differs from its transpose (one sort of the nnz keys, or one
+    gather at the mirror positions of a symmetric ``pattern``)."""
+    found = pattern.asymmetry(values) if pattern is not None else asymmetry(indices, values, n)
     if found is not None:
         i, j, a, b, count = found
         where = f"{count} entries differ" if count >= 0 else "its mirror is not stored"
@@ -193,8 +196,10 @@ class _LinearSystem:
     """
 
     def __init__(self, indices: Tensor, n: int, method: str, preconditioner: str | None, tol: float | None,
-                 atol: float, maxiter: int | None, strict: bool, name: str = "A"):
+                 atol: float, maxiter: int | None, strict: bool, name: str = "A",
+                 pattern: SparsityPattern | None = None):
         self.rows, self.cols = indices[0], indices[1]
+        self.pattern = pattern
         self.n = n
         self.method = method
         self.preconditioner = preconditioner
@@ -254,25 +259,23 @@ class _LinearSystem:
         # matvec took 0.034 s instead of 0.197 s. CG assumes a symmetric A, so the transposed view reuses it.
         # With ``scale`` the stored matrix is diag(scale) A diag(scale) (the Jacobi scaling, see ``solve``).
         if "csr" not in self.cache:
-            rows, cols = self.rows, self.cols
-            values = values.detach()
-            if scale is not None:
-                values = values * scale[rows] * scale[cols]
-            if rows.device.type == "cpu" and self.n >= RCM_MIN_NODES:
-                perm, inv = _rcm_order(rows, cols, self.n)
-                self.cache["perm"], self.cache["inv"] = perm, inv
-                rows, cols = inv[rows], inv[cols]
-            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (self.n, self.n),
-                                          check_invariants=False)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-                self.cache["csr"] = coo.coalesce().to_sparse_csr()
+            if self.pattern is None:
+                self.pattern = SparsityPattern(torch.stack([self.rows, self.cols]), self.n)
+            # The structure (sorted positions, RCM order, CSR layout) comes from the pattern, computed once per
+            # pattern and shared by every matrix built on it; only the values are gathered here, O(nnz).
+            renumber = self.rows.device.type == "cpu" and self.n >= RCM_MIN_NODES
+            if renumber:
+                self.cache["perm"], self.cache["inv"] = self.pattern.renumbering()
+            self.cache["csr"] = self.pattern.csr(values, renumber, scale)
         return self.cache["csr"]
 
     def _diag(self, values: Tensor) -> Tensor:
         if "diag" not in self.cache:
-            on_diag = self.rows == self.cols
-            diag = values.detach().new_zeros(self.n).index_add_(0, self.rows[on_diag], values.detach()[on_diag])
+            if self.pattern is not None:
+                diag = self.pattern.diagonal(values)
+            else:
+                on_diag = self.rows == self.cols
+                diag = values.detach().new_zeros(self.n).index_add_(0, self.rows[on_diag], values.detach()[on_diag])
             if is_validation_enabled() and not bool((diag > 0).all()):
                 raise ValueError(
                     f"{self.name} has a non-positive diagonal entry, so it is not positive definite (the Jacobi "
@@ -375,19 +378,6 @@ def _pyamg_available() -> bool:
     return True
 
 
-def _rcm_order(rows: Tensor, cols: Tensor, n: int) -> tuple[Tensor, Tensor]:
-    """Reverse Cuthill-McKee order of the symmetrised pattern: ``perm[new] = old`` and its inverse."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import reverse_cuthill_mckee
-
-    r, c = rows.numpy(), cols.numpy()
-    pattern = sp.csr_matrix((np.ones(r.shape[0], dtype=np.int8), (r, c)), shape=(n, n))
-    perm = torch.from_numpy(reverse_cuthill_mckee(pattern, symmetric_mode=False).astype(np.int64))
-    inv = torch.empty_like(perm)
-    inv[perm] = torch.arange(n)
-    return perm, inv
-
-
 class SparseSolveFunction(torch.autograd.Function):
     r"""Autograd kernel of :func:`sparse_solve`: :math:`\mathbf{X} = \mathbf{A}^{-1}\mathbf{B}` with
     :math:`\mathbf{A}` given by its stored ``values``.
@@ -451,6 +441,7 @@ def sparse_solve(
     x0: Tensor | None = None,
     strict: bool = True,
     atol: float = 0.0,
+    pattern: SparsityPattern | None = None,
 ) -> Tensor:
     r"""Solve :math:`\mathbf{A}\mathbf{X} = \mathbf{B}` for a sparse symmetric positive-definite
     :math:`\mathbf{A}`, differentiable w.r.t. ``B`` and the stored values of ``A`` (twice).
@@ -503,6 +494,10 @@ def sparse_solve(
         strict (bool, optional): raise :class:`~pyg_em.linalg.ConvergenceError` when CG does not converge;
             otherwise warn and return the last iterate. (default: :obj:`True`)
         atol (float, optional): absolute residual tolerance of CG. (default: :obj:`0.0`)
+        pattern (SparsityPattern, optional): the analysed structure of ``A``'s indices
+            (:class:`~pyg_em.linalg.SparsityPattern`), reused instead of recomputed: pass the same one to every
+            solve with the same indices and new values (the set-up then costs :math:`O(\mathrm{nnz})`, no
+            sort). It must have been built from ``A``'s indices. (default: :obj:`None`, analysed here)
 
     Raises:
         TypeError: ``A`` or ``B`` not float32/float64 (float16 and bfloat16 included), mismatched dtypes.
@@ -537,11 +532,21 @@ def sparse_solve(
     if preconditioner == "amg" and values.device.type != "cpu":
         raise ValueError(f"preconditioner='amg' builds its hierarchy with pyamg on CPU tensors; A is on "
                          f"{values.device} (use 'jacobi' or 'auto')")
+    if pattern is not None:
+        if not isinstance(pattern, SparsityPattern):
+            raise TypeError(f"pattern must be a SparsityPattern or None, got {type(pattern).__name__}")
+        if not pattern.matches(indices, n):
+            raise ValueError(
+                f"pattern was built for other indices ({pattern!r}) than A's ({indices.size(1)} entries, N={n}); "
+                "build one per structure with SparsityPattern(indices, num_nodes), or pass pattern=None"
+            )
+    elif method in ("auto", "cg"):
+        pattern = SparsityPattern(indices, n)  # serves the symmetry check and CG's set-up below
     if method in ("auto", "cg"):
         # Both need SPD; checking at every size keeps 'auto' from succeeding (LU) below AUTO_DIRECT_MAX_NODES
         # and failing (CG) above it on the same kind of input.
         if is_validation_enabled():
-            check_symmetric(indices, values, n, "A")
+            check_symmetric(indices, values, n, "A", pattern)
         check_spd_necessary(indices, values, n, "A")
     else:
         check_laplacian_like_singular(indices, values, n, "A")
@@ -550,5 +555,5 @@ def sparse_solve(
     if method == "direct" and values.device.type != "cpu":
         raise ValueError(f"method='direct' runs scipy on CPU tensors; A is on {values.device} (use 'cg' or 'auto')")
     system = _LinearSystem(indices, n, method, preconditioner, tol if tol is not None else default_tol(B.dtype),
-                           atol, maxiter, strict)
+                           atol, maxiter, strict, pattern=pattern)
     return SparseSolveFunction.apply(values, B, system, x0)
