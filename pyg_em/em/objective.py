@@ -86,7 +86,7 @@ class PrecisionStructure:
         row, col = pairs
         nodes = torch.arange(num_nodes, device=pairs.device)
         self.pairs, self.num_nodes = pairs, num_nodes
-        #: Both directions of every pair, then the diagonal: the layout of :meth:`values`.
+        #: Both directions of every pair, then the diagonal (the layout of :meth:`values`).
         self.indices = torch.cat([pairs, pairs.flip(0), torch.stack([nodes, nodes])], dim=1)
         self.pattern = SparsityPattern(self.indices, num_nodes)
         self._blocks: dict[int, tuple[Tensor, SparsityPattern]] = {}

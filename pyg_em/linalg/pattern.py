@@ -116,7 +116,7 @@ class SparsityPattern:
 
     def asymmetry(self, values: Tensor) -> tuple[int, int, float, float, int] | None:
         r"""Where the matrix with stored ``values`` differs from its transpose, as
-        :func:`~pyg_em.linalg._symmetry.asymmetry` reports it (same tolerance, :math:`\sqrt{\epsilon}`
+        the general check of ``sparse_solve`` reports it (same tolerance, :math:`\sqrt{\epsilon}`
         relative), by one gather at the mirror positions when the pattern is symmetric."""
         if self._mirror is None:
             return asymmetry(self.indices, values, self.num_nodes)
