@@ -396,3 +396,33 @@ def test_gae_batch_loss_with_hop_counts_equals_the_full_batch_forward(monkeypatc
     monkeypatch.setattr(gae_module, "_takes_hops", lambda encoder: False)
     full = model.loss_batch(batch).total
     assert torch.allclose(trimmed, full, atol=1e-6)
+
+
+# -- layer-wise inference of the GAE / VGAE ----------------------------------------------------------------------
+@pytest.mark.parametrize("variational,hidden,sparse_x", [(False, [8], False), (True, [8, 6], False),
+                                                          (False, [5], True)])
+def test_gae_layerwise_embeddings_equal_the_full_forward(variational, hidden, sparse_x):
+    from pyg_em.models import VGAE
+    from pyg_em.nn import VariationalGCNEncoder
+
+    data = _weighted_graph_with_loops()
+    if sparse_x:
+        data.x = data.x * (data.x > 0.5)  # converted to CSR by the encoder (sparse first layer, lin first)
+    torch.manual_seed(1)
+    cls, model_cls = (VariationalGCNEncoder, VGAE) if variational else (GCNEncoder, GAE)
+    model = model_cls(cls(12, hidden, 4, improved=variational, sparse_features=sparse_x or None).double())
+    model.eval()
+    full = model.embed(data.x, data.edge_index, data.edge_weight)
+    model.train()
+    for chunk in (7, 64, 1000):
+        z = model.embed_data(data, chunk_size=chunk)
+        assert z.shape == full.shape and torch.allclose(z, full, atol=1e-10), chunk
+    assert model.training  # mode restored
+    heads = model.encoder.layerwise_forward(data.x, data.edge_index, data.edge_weight, chunk_size=50)
+    assert len(heads) == (2 if variational else 1)
+    if variational:  # logstd too, not just the mean
+        model.eval()
+        assert torch.allclose(heads[1], model.encoder(data.x, data.edge_index, data.edge_weight)[1], atol=1e-10)
+    with pytest.raises(ValueError, match="chunk_size"):
+        model.embed_data(data, chunk_size=0)
+    assert torch.allclose(model.embed_data(data, chunk_size=None), full, atol=1e-10)

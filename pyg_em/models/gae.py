@@ -23,9 +23,10 @@ from torch_geometric.nn.models import InnerProductDecoder
 from pyg_em.clusters import kmeans
 from pyg_em.clusters.dec import student_t_assignment
 from pyg_em.models.base import BaseModel, ClusteringModel, LossOutput
+from pyg_em.nn.gcn_encoder import DEFAULT_CHUNK_SIZE
 from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.utils.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean, sample_negative_edges
-from pyg_em.validation import check_edge_index, check_n_clusters, check_positive
+from pyg_em.validation import check_edge_index, check_n_clusters, check_positive, check_positive_int
 
 __all__ = ["GAE", "VGAE", "MAX_LOGSTD", "accepts_edge_weight"]
 
@@ -289,6 +290,34 @@ class GAE(ClusteringModel):
     def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         """Deterministic embeddings: the encoder output (the mean :math:`\\mu` for the VGAE)."""
         return self.encoder(*self._encoder_args(x, edge_index, edge_weight))
+
+    @torch.no_grad()
+    def embed_data(self, data: Data, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> Tensor:
+        """Deterministic embeddings of every node of ``data`` in evaluation mode (restores the previous mode).
+
+        With an encoder that has ``layerwise_forward`` (:class:`~pyg_em.nn.GCNEncoder`,
+        :class:`~pyg_em.nn.VariationalGCNEncoder`) they are computed one layer at a time in chunks of
+        ``chunk_size`` target nodes, exactly (:meth:`~pyg_em.nn.GCNEncoder.layerwise_forward`): no
+        :math:`E \\times F` message array, so the memory above the graph and the layer outputs is bounded by a
+        chunk. ``chunk_size=None``, or another encoder, runs :meth:`embed` on the whole graph.
+
+        Args:
+            data (Data): The graph (moved to the model's device first).
+            chunk_size (int, optional): Target nodes per chunk. (default: :obj:`8192`)
+        """
+        layerwise = getattr(self.encoder, "layerwise_forward", None)
+        if chunk_size is None or not callable(layerwise):
+            return super().embed_data(data)
+        check_positive_int(chunk_size, "chunk_size")
+        was_training = self.training
+        parameter = next(self.parameters(), None)
+        if parameter is not None and data.x is not None and data.x.device != parameter.device:
+            data = data.to(parameter.device)
+        self.eval()
+        try:
+            return layerwise(data.x, data.edge_index, getattr(data, "edge_weight", None), chunk_size=chunk_size)[0]
+        finally:
+            self.train(was_training)
 
     def _held_out(self, data: Data) -> Tensor | None:
         return getattr(data, "held_out_edge_index", None) if self.exclude_held_out else None
