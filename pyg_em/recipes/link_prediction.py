@@ -32,7 +32,13 @@ from pyg_em.recipes.daegc import check_num_neighbors
 from pyg_em.train import EarlyStopping, Trainer, seed_everything
 from pyg_em.train.callbacks import Callback
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
-from pyg_em.validation import check_n_clusters, check_positive, check_positive_int, validation_disabled
+from pyg_em.validation import (
+    check_graph,
+    check_n_clusters,
+    check_positive,
+    check_positive_int,
+    validation_disabled,
+)
 
 __all__ = ["fit_link_prediction", "link_neighbor_loader", "GAERecipe", "VGAERecipe", "MONITORS"]
 
@@ -106,9 +112,12 @@ def _validation_fn(val_data: Data):
     on_device: list[Data] = []
 
     def evaluate(model: torch.nn.Module, _: Any) -> dict[str, float]:
-        if not on_device:  # moved once, on the trainer's device
+        if not on_device:  # validated and moved once, on the trainer's device
+            check_graph(val_data.x, val_data.edge_index, getattr(val_data, "edge_weight", None),
+                        num_nodes=val_data.num_nodes)
             on_device.append(val_data.to(next(model.parameters()).device))
-        scores = evaluate_link_prediction(model, on_device[0])
+        with validation_disabled():  # the same graph every evaluation: its finiteness/id scans are not repeated
+            scores = evaluate_link_prediction(model, on_device[0])
         return {"val_auc": scores["auc"], "val_ap": scores["ap"], "val_auc_ap": scores["auc"] + scores["ap"]}
 
     return evaluate
@@ -170,6 +179,10 @@ def fit_link_prediction(
         eval_fn = _validation_fn(val_data)
         if monitor is not None:
             all_callbacks.append(EarlyStopping(monitor=monitor, mode="max", patience=patience or epochs + 1))
+    def step_fn(m: torch.nn.Module, data: Data):
+        with validation_disabled():  # train_data was validated by the trainer before the first step
+            return m.loss(data)
+
     batch_step_fn = None
     if loader is not None:
         forbidden: list[torch.Tensor] = []
@@ -189,7 +202,7 @@ def fit_link_prediction(
 
     trainer = Trainer(model, epochs=epochs, lr=lr, weight_decay=weight_decay, device=device, eval_fn=eval_fn,
                       eval_every=eval_every, log_every=eval_every, callbacks=all_callbacks, progress=progress,
-                      batch_step_fn=batch_step_fn, desc="link prediction")
+                      step_fn=step_fn, batch_step_fn=batch_step_fn, desc="link prediction")
     return trainer.fit(train_data, loader=loader)
 
 
