@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks._report import machine, markdown_table, write_section
+from benchmarks._report import command, machine, markdown_table, write_section
 
 NUM_FEATURES, NUM_LAYERS, ETA, EPS, NOISE = 8, 5, 0.1, 1e-3, 1.0
 
@@ -68,7 +68,8 @@ def run_one(impl: str, num_nodes: int, graph: str, logdet: str, dtype: str, num_
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(num_nodes, NUM_FEATURES, generator=gen, dtype=dt).requires_grad_()
     target = torch.randn(num_nodes, NUM_FEATURES, generator=gen, dtype=dt)
-    start = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    start, cpu_start = time.perf_counter(), time.process_time()
     if impl == "defaults":  # what a new user writes: every setting at its default
         weight, z_hat = GEMUnrolledEM()(x, edge_index, generator=torch.Generator().manual_seed(2))
     elif impl == "dense":
@@ -82,15 +83,19 @@ def run_one(impl: str, num_nodes: int, graph: str, logdet: str, dtype: str, num_
         weight, z_hat = layer(x, edge_index, generator=torch.Generator().manual_seed(2))
     forward = time.perf_counter() - start
     ((z_hat - target) ** 2).sum().add(weight.sum()).backward()
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB (Linux)
-    return {"forward_s": forward, "total_s": total, "peak_rss_gib": peak, "edges": edge_index.size(1)}
+    return {"forward_s": forward, "total_s": total, "cpu_s": cpu, "peak_rss_gib": peak, "edges": edge_index.size(1),
+            "load": (load_start + os.getloadavg()[0]) / 2}
 
 
-def _subprocess(*args: object) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_gem", "--child", json.dumps(list(args))],
-                         capture_output=True, text=True, env=env, check=True)
+def _subprocess(*args: object, code_root: str | None = None) -> dict:
+    """One ``run_one`` in a fresh process; ``code_root`` runs it against another checkout of ``pyg_em`` (e.g. a
+    previous commit exported by ``git archive``), with this file's measuring code."""
+    root = os.path.abspath(code_root or os.path.join(os.path.dirname(__file__), os.pardir))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", json.dumps(list(args))],
+                         capture_output=True, text=True, env=env, check=True, cwd=root)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -109,19 +114,34 @@ def scaling_table(sizes: list[int]) -> tuple[str, dict]:
     return markdown_table(header, rows), ratios
 
 
-def large_table(num_nodes: int) -> tuple[str, dict]:
-    """``GEMUnrolledEM()`` with its defaults, in float64 and float32, next to the settings of the previous
-    release (Hutchinson, 16 probes solved to sparse_solve's default tolerance) in the same run."""
+def large_table(num_nodes: int, baseline: str | None = None, previous_settings: bool = False,
+                repeats: int = 1) -> tuple[str, dict]:
+    """``GEMUnrolledEM()`` with its defaults, in float64 and float32; with ``baseline`` (the root of another
+    checkout) the same defaults on that code, interleaved in the same run; with ``previous_settings`` also the
+    settings of an earlier release (Hutchinson, 16 probes solved to sparse_solve's default tolerance).
+    ``repeats`` interleaved rounds; the table gives the median wall and CPU seconds."""
+    runs = [("defaults", "float64", None, None, None), ("defaults", "float32", None, None, None)]
+    if baseline is not None:
+        runs += [(f"defaults, code of {os.path.basename(os.path.normpath(baseline))}", dtype, None, None, baseline)
+                 for dtype in ("float64", "float32")]
+    if previous_settings:
+        runs.append(("hutchinson, 16 probes, default CG tol", "float64", 16, None, None))
+    measured: dict = {}
+    for _ in range(repeats):
+        for label, dtype, probes, tol, root in runs:
+            impl = "defaults" if label.startswith("defaults") else "ours"
+            result = _subprocess(impl, num_nodes, "sbm", "hutchinson", dtype, probes or 0, tol, code_root=root)
+            measured.setdefault((label, dtype), []).append(result)
     rows, results = [], {}
-    runs = (("defaults", "float64", None, None), ("defaults", "float32", None, None),
-            ("hutchinson, 16 probes, default CG tol", "float64", 16, None))
-    for label, dtype, probes, tol in runs:
-        impl = "defaults" if label == "defaults" else "ours"
-        result = _subprocess(impl, num_nodes, "sbm", "hutchinson", dtype, probes or 0, tol)
-        results[(label, dtype)] = result
-        rows.append([num_nodes, result["edges"], label, dtype, f"{result['forward_s']:.1f}",
-                     f"{result['total_s']:.1f}", f"{result['peak_rss_gib']:.2f}"])
-    header = ["N", "edges", "settings", "dtype", "forward s", "fwd+bwd s", "peak RSS GiB"]
+    for (label, dtype), group in measured.items():
+        def median(key: str, group=group) -> float:
+            return statistics.median(r[key] for r in group)
+        results[(label, dtype)] = {key: median(key) for key in ("forward_s", "total_s", "cpu_s", "peak_rss_gib")}
+        rows.append([num_nodes, group[0]["edges"], label, dtype, f"{median('forward_s'):.1f}",
+                     f"{median('total_s'):.1f}", f"{median('cpu_s'):.1f}", f"{median('peak_rss_gib'):.2f}",
+                     ", ".join(f"{r['total_s']:.0f}" for r in group), ", ".join(f"{r['load']:.1f}" for r in group)])
+    header = ["N", "edges", "settings", "dtype", "forward s", "fwd+bwd s (median)", "fwd+bwd CPU s", "peak RSS GiB",
+              "runs (wall s)", "load avg per run"]
     return markdown_table(header, rows), results
 
 
@@ -155,6 +175,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default="scaling,large,recovery",
                         help="comma-separated tables to run (scaling, large, recovery); a partial run only prints")
+    parser.add_argument("--baseline", default=None,
+                        help="root of another checkout (git archive of an earlier commit) to time side by side")
+    parser.add_argument("--previous-settings", action="store_true",
+                        help="also time an earlier release's settings (16 probes at the default tolerance; slow)")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds of the large table")
     args, _ = parser.parse_known_args()  # benchmarks.run_all passes its own suite names on the command line
     if args.child is not None:
         print(json.dumps(run_one(*json.loads(args.child))))
@@ -165,14 +190,14 @@ def main() -> None:
     parts = set(args.parts.split(","))
     scaling = scaling_table(sizes)[0] if "scaling" in parts else ""
     print(scaling, flush=True)
-    big = large_table(large)[0] if "large" in parts else ""
+    big = large_table(large, args.baseline, args.previous_settings, args.repeats)[0] if "large" in parts else ""
     print(big, flush=True)
     quality = recovery_table(*recovery) if "recovery" in parts else ""
     print(quality, flush=True)
     load = os.getloadavg()
     text = "\n\n".join([
         "## GEM (`pyg_em.em`)",
-        f"Command: `PYTHONPATH=$PWD python -m benchmarks.bench_gem{' --quick' if args.quick else ''}`  \n"
+        f"Command: `{command()}`  \n"
         f"Machine: {machine()}; load average (1/5/15 min) at the end of the run "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine: timings are noisy, ratios are side by side)",
         f"Forward + backward of K={NUM_LAYERS} unrolled EM layers (create_graph), F={NUM_FEATURES}, eps={EPS}, "
@@ -182,8 +207,11 @@ def main() -> None:
         scaling,
         f"Large graph: SBM with {large} nodes and average degree 10, K={NUM_LAYERS}, F={NUM_FEATURES}. 'defaults' "
         "is `GEMUnrolledEM()` with nothing set: logdet='auto' (Hutchinson above 2048 nodes), 8 fresh Rademacher "
-        "probes per layer solved to a relative 1e-4, eps=1e-3; the last row is the previous defaults' cost "
-        "(16 probes at sparse_solve's default tolerance, 1e-10 in float64). Batched Jacobi-PCG solves.",
+        "probes per layer solved to a relative 1e-4, the E-step to 1e-6 (float64; 1e-5 float32), eps=1e-3, one "
+        "sparsity pattern analysed per forward pass and shared by all solves. Rows 'code of ...' run the same "
+        "defaults on an earlier commit (`git archive`), interleaved with ours. Wall seconds depend on the load "
+        "of the shared 2-core machine (given per run); CPU seconds of the process are the steadier figure. "
+        "Batched Jacobi-PCG solves.",
         big,
         "Graph recovery (examples/gem_graph_learning.py): signals from a GMRF on a hidden 4-NN graph of random "
         "points plus noise (sigma=0.5); candidates = 10-NN graph of the signals; AUC of the candidate scores "

@@ -216,16 +216,19 @@ class GEMBase(nn.Module):
                       structure=structure)
 
     def e_step(self, x: Tensor, pairs: Tensor, theta: Tensor, probes: tuple[Tensor | None, Tensor | None],
-               mask: Tensor | None = None, structure: PrecisionStructure | None = None) -> tuple[Tensor, Tensor | None]:
+               mask: Tensor | None = None, structure: PrecisionStructure | None = None,
+               initial: tuple[Tensor, Tensor | None] | None = None) -> tuple[Tensor, Tensor | None]:
         """Posterior mean at ``softplus(theta)`` and, when the covariance term uses probes, the same posterior
         precision solved against them in the same call: ``(z_hat, covariance_solution or None)``; ``structure``
-        as in :meth:`m_step`."""
+        as in :meth:`m_step`; ``initial`` a previous call's result to start CG from (see
+        :func:`~pyg_em.em.objective.posterior_mean`)."""
         c = self.config
         logdet_probes, covariance_probes = probes if probes is not None else (None, None)
         extra = (logdet_probes if mask is None else covariance_probes) if c.estep == "posterior" else None
         probed = logdet_probes is not None or covariance_probes is not None
         options = c.estep_solver_options(x.dtype) if probed else c.solver_options
-        result = posterior_mean(x, pairs, F.softplus(theta), c.eps, c.estep_noise, options, mask, extra, structure)
+        result = posterior_mean(x, pairs, F.softplus(theta), c.eps, c.estep_noise, options, mask, extra, structure,
+                                initial)
         return result if extra is not None else (result, None)
 
     def prepare(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:

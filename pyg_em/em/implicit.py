@@ -246,11 +246,13 @@ class GEMImplicitEM(GEMBase):
         """Fixed point and implicit gradient on validated ``pairs`` and ``theta0``; returns ``(theta*, z_hat)``."""
         probes = self.draw_probes(x, generator, mask)  # drawn once, so the iterated map is deterministic
         structure = PrecisionStructure(pairs, x.size(0))  # analysed once for every M-step's solves
-        calls = [0]
+        calls, previous = [0], [None]
 
         def step(theta: Tensor, x: Tensor, theta0: Tensor) -> Tensor:
             calls[0] += 1
-            z_hat, covariance = self.e_step(x, pairs, theta, probes, mask, structure)
+            # Each E-step starts CG at the previous one's solution (same probes, nearby weights).
+            z_hat, covariance = self.e_step(x, pairs, theta, probes, mask, structure, previous[0])
+            previous[0] = (z_hat.detach(), None if covariance is None else covariance.detach())
             return self.m_step(theta, z_hat, pairs, probes, theta0, mask, covariance, structure)
 
         with torch.no_grad():  # the iterations are never differentiated
