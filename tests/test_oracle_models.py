@@ -36,6 +36,8 @@ def test_student_t_assignment_by_hand():
                       for u in range(3)]
             expected[i] = torch.tensor([k / sum(kernel) for k in kernel])
         assert torch.allclose(student_t_assignment(z, centers, alpha), expected, atol=1e-12)
+        if alpha == 1.0:  # the default: Cauchy kernel, as in DEC
+            assert torch.allclose(student_t_assignment(z, centers), expected, atol=1e-12)
     # alpha matters on this fixture (the exponent and the scale both change the answer)
     assert (student_t_assignment(z, centers, 1.0) - student_t_assignment(z, centers, 2.5)).abs().max() > 1e-2
 
@@ -320,3 +322,22 @@ def test_dec_head_alpha_full_batch_kl_and_errors():
     assert head.kl_loss(q).item() == pytest.approx(float((p * (p / q).log()).sum() / 4), abs=1e-12)
     with pytest.raises(ValueError, match="target has 4 rows for 2 assignments: pass node_ids"):
         head.kl_loss(q[:2])
+
+
+def test_dec_refresh_records_hard_assignment_and_its_change():
+    head = DECClusterHead(3, 2).double()
+    q1 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3], [0.4, 0.35, 0.25]], dtype=torch.float64)
+    head.refresh_target(q1.clone().requires_grad_())
+    assert torch.equal(head.assignment, torch.tensor([0, 2, 1, 0]))
+    assert head.assignment_change is None  # nothing to compare with yet
+    assert not head.target.requires_grad and head.target.dtype == torch.float64
+    assert torch.allclose(head.target, torch.tensor(dec_target_by_hand(q1.tolist()), dtype=torch.float64))
+    q2 = torch.tensor([[0.1, 0.2, 0.7], [0.1, 0.3, 0.6], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3]], dtype=torch.float64)
+    head.refresh_target(q2)
+    assert torch.equal(head.assignment, torch.tensor([2, 2, 0, 1]))
+    assert head.assignment_change.item() == pytest.approx(3 / 4)  # nodes 0, 2 and 3 moved, 1 stayed
+    head.refresh_target(q2[:3])  # a different node set: no change to report
+    assert head.assignment_change is None and head.assignment.shape == (3,)
+    head32 = DECClusterHead(3, 2)
+    head32.refresh_target(q1)
+    assert head32.target.dtype == torch.float32  # the centres' dtype
