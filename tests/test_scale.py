@@ -8,8 +8,7 @@ from sklearn.cluster import KMeans
 from torch_geometric.utils import coalesce, is_undirected
 
 from pyg_em.clusters import kmeans, lloyd_refine
-from pyg_em.datasets import attributed_sbm
-from pyg_em.datasets.sbm import available_memory_bytes, sbm_memory_bytes
+from pyg_em.datasets import attributed_sbm, available_memory_bytes, sbm_memory_bytes
 from pyg_em.models import DAEGC
 from pyg_em.recipes import fit_daegc
 from pyg_em.train import load_checkpoint, seed_everything

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -225,10 +226,12 @@ class ProximityAttentionConv(MessagePassing):
         if self.bias is not None:
             torch.nn.init.zeros_(self.bias)
 
-    def graph(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> ProximityGraph:
-        """The :class:`ProximityGraph` of a graph, cached until ``edge_index``/``edge_weight`` change."""
+    def graph(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None,
+              build: Callable[[], ProximityGraph] | None = None) -> ProximityGraph:
+        """The :class:`ProximityGraph` of a graph, cached until ``edge_index``/``edge_weight`` change (``build``
+        computes it on a miss instead of :func:`proximity_graph`, e.g. into memory shared between ranks)."""
         return self._proximity_cache.get(
-            (edge_index, edge_weight), lambda: proximity_graph(edge_index, num_nodes, edge_weight),
+            (edge_index, edge_weight), build or (lambda: proximity_graph(edge_index, num_nodes, edge_weight)),
             extra=(num_nodes,))
 
     def proximity(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> tuple[Tensor, Tensor]:

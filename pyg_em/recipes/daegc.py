@@ -17,7 +17,15 @@ from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
 from pyg_em.nn import FeatureRows, ProximityGraph, proximity_graph, proximity_keys, restrict_proximity
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
-from pyg_em.train import Callback, LambdaCallback, Trainer, load_checkpoint, seed_everything, shard_indices
+from pyg_em.train import (
+    Callback,
+    LambdaCallback,
+    Trainer,
+    load_checkpoint,
+    seed_everything,
+    shard_indices,
+    share_across_local_ranks,
+)
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
 from pyg_em.validation import as_int, check_graph, check_n_clusters, check_positive_int
 
@@ -55,8 +63,8 @@ class _DAEGCBatch:
     def __init__(self, x: torch.Tensor, graph: ProximityGraph) -> None:
         self.features = FeatureRows(x)
         self.num_nodes = x.size(0)
-        keys, values = proximity_keys(graph)
-        self.keys, self.values = keys.cpu(), values.cpu()
+        # One lookup table per host under torch.distributed (a collective; a plain call in one process).
+        self.keys, self.values = share_across_local_ranks(lambda: tuple(t.cpu() for t in proximity_keys(graph)))
 
     def __call__(self, batch: Data) -> Data:
         batch = self.features.transform(batch)
@@ -87,15 +95,26 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
     check_positive_int(batch_size, "batch_size")
     fanouts = check_num_neighbors([15, 10] if num_neighbors is None else num_neighbors, DAEGC.num_layers)
     edge_weight = getattr(data, "edge_weight", None)
-    loader_data = Data(edge_index=data.edge_index.cpu(), num_nodes=data.num_nodes)  # no x: rows are gathered
-    if edge_weight is not None:
-        loader_data.edge_weight = edge_weight.cpu()
     if graph is None:
         graph = proximity_graph(data.edge_index, data.num_nodes, edge_weight)
     transform = _DAEGCBatch(data.x.cpu(), graph)
+    # The sampler's CSC layout, sorted once by PyG's own sort_csc (so sampling is what NeighborLoader would do)
+    # and, under torch.distributed, shared by the ranks of a host instead of sorted again by each.
+    loader_data = share_across_local_ranks(lambda: _csc_sorted(data.edge_index, edge_weight, data.num_nodes))
     return NeighborLoader(loader_data, num_neighbors=fanouts, batch_size=batch_size, shuffle=shuffle,
                           input_nodes=shard_indices(data.num_nodes, seed=seed or 0, equal_size=True),
-                          transform=transform)
+                          transform=transform, is_sorted=True)
+
+
+def _csc_sorted(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int) -> Data:
+    """The loader's graph (no ``x``: rows are gathered) with its edges in PyG's CSC order."""
+    from torch_geometric.sampler.utils import sort_csc
+
+    row, col, perm = sort_csc(edge_index[0].cpu(), edge_index[1].cpu())
+    data = Data(edge_index=torch.stack([row, col]), num_nodes=num_nodes)
+    if edge_weight is not None:
+        data.edge_weight = edge_weight.cpu()[perm]
+    return data
 
 
 class _SelfTrainingMonitor(Callback):
@@ -224,7 +243,14 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     if batch_size is not None:
         # The whole graph's M, computed once through the layers' shared cache: the loader looks the batches'
         # values up in it, and the k-means input and every target refresh reuse it.
-        full = model.conv1.graph(data.edge_index, num_nodes, getattr(data, "edge_weight", None))
+        # Under torch.distributed the ranks of a host share one copy of it (share_across_local_ranks).
+        edge_weight = getattr(data, "edge_weight", None)
+        def build() -> ProximityGraph:
+            return share_across_local_ranks(lambda: proximity_graph(data.edge_index, num_nodes, edge_weight))
+
+        # shared memory holds host tensors only
+        full = model.conv1.graph(data.edge_index, num_nodes, edge_weight,
+                                 build=build if data.edge_index.device.type == "cpu" else None)
         loader = daegc_neighbor_loader(data, batch_size, num_neighbors, seed=seed or 0, graph=full)
     elif num_neighbors is not None:
         check_num_neighbors(num_neighbors, DAEGC.num_layers)

@@ -2,7 +2,13 @@
 
 from pyg_em.train.callbacks import Callback, EarlyStopping, LambdaCallback
 from pyg_em.train.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from pyg_em.train.distributed import DEFAULT_TIMEOUT_S, default_backend, init_distributed, shard_indices
+from pyg_em.train.distributed import (
+    DEFAULT_TIMEOUT_S,
+    default_backend,
+    init_distributed,
+    shard_indices,
+    share_across_local_ranks,
+)
 from pyg_em.train.trainer import Trainer
 from pyg_em.train.utils import seed_everything, select_device
 
@@ -20,5 +26,6 @@ __all__ = [
     "shard_indices",
     "default_backend",
     "init_distributed",
+    "share_across_local_ranks",
     "DEFAULT_TIMEOUT_S",
 ]

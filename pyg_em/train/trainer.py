@@ -109,7 +109,8 @@ class Trainer:
         eval_every (int): Evaluate every this many epochs (and at the last). (default: :obj:`1`)
         log_every (int): Copy losses to the host every this many epochs. (default: :obj:`1`)
         grad_clip (float, optional): Clip the gradient norm to this value. (default: :obj:`None`)
-        progress (bool, optional): Show a tqdm bar; ``None`` shows it only on a TTY. (default: :obj:`None`)
+        progress (bool, optional): Show a tqdm bar over the epochs (and, with a loader, one over each epoch's
+            batches), both with an ETA; ``None`` shows them only on a TTY. (default: :obj:`None`)
         desc (str): Progress-bar label. (default: :obj:`'train'`)
         checkpoint_path (str or Path, optional): Write an atomic checkpoint here. (default: :obj:`None`)
         checkpoint_every (int): Checkpoint every this many epochs (and at the end). (default: :obj:`1`)
@@ -351,6 +352,10 @@ class Trainer:
             return self._step(self.step_fn, data)
         sums: dict[str, Tensor] = {}
         count = 0
+        if self._show_progress():  # an epoch over a large graph takes minutes: its batches get a bar with an ETA
+            total = len(loader) if hasattr(loader, "__len__") else None
+            loader = tqdm(loader, total=total, desc=f"{self.desc} epoch {self.epoch + 1}/{self.epochs}",
+                          leave=False, unit="batch")
         for batch in loader:
             batch = batch.to(self.device, non_blocking=True)
             for key, value in self._step(self.batch_step_fn, batch).items():
