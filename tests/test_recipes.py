@@ -36,8 +36,8 @@ def test_registry_lists_every_method_with_default_and_paper_recipes(capsys):
 def test_default_recipes_are_the_benchmarked_ones():
     gae, vgae, daegc = GAERecipe(), VGAERecipe(), DAEGCRecipe()
     assert (gae.encoder, gae.normalize_features, gae.lr, gae.epochs, gae.monitor) == \
-        ("propagation", "auto", 0.005, 400, "val_auc_ap")
-    assert (vgae.kl_weight, vgae.scale, vgae.propagation_steps) == (0.1, 2.5, 10)
+        ("propagation", "auto", 0.005, 300, "val_auc_ap")
+    assert (vgae.kl_weight, vgae.scale, vgae.propagation_steps) == (0.1, 1.8, 1)
     assert (daegc.pretrain_steps, daegc.weight_decay, daegc.neg_ratio, daegc.num_neighbors) == (100, 0.0, 3.0, [15, 10])
     paper = get_recipe("daegc", "paper")
     assert (paper.pretrain_steps, paper.weight_decay, paper.name) == (30, 5e-3, "paper")
