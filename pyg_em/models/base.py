@@ -91,13 +91,17 @@ class BaseModel(torch.nn.Module):
 
         The data is moved to the model's device first, so a CPU ``Data`` works with a model trained on CUDA.
         """
+        return self._evaluate_on(data, lambda d: self.embed(d.x, d.edge_index, getattr(d, "edge_weight", None)))
+
+    def _evaluate_on(self, data: Data, compute):
+        """``compute(data)`` in evaluation mode with ``data`` on the model's device (restores the mode)."""
         was_training = self.training
         parameter = next(self.parameters(), None)
         if parameter is not None and data.x is not None and data.x.device != parameter.device:
             data = data.to(parameter.device)
         self.eval()
         try:
-            return self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))
+            return compute(data)
         finally:
             self.train(was_training)
 

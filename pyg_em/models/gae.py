@@ -309,15 +309,8 @@ class GAE(ClusteringModel):
         if chunk_size is None or not callable(layerwise):
             return super().embed_data(data)
         check_positive_int(chunk_size, "chunk_size")
-        was_training = self.training
-        parameter = next(self.parameters(), None)
-        if parameter is not None and data.x is not None and data.x.device != parameter.device:
-            data = data.to(parameter.device)
-        self.eval()
-        try:
-            return layerwise(data.x, data.edge_index, getattr(data, "edge_weight", None), chunk_size=chunk_size)[0]
-        finally:
-            self.train(was_training)
+        return self._evaluate_on(data, lambda d: layerwise(d.x, d.edge_index, getattr(d, "edge_weight", None),
+                                                           chunk_size=chunk_size)[0])
 
     def _held_out(self, data: Data) -> Tensor | None:
         return getattr(data, "held_out_edge_index", None) if self.exclude_held_out else None
