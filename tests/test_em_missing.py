@@ -170,3 +170,39 @@ def test_gmrf_impute_on_a_given_graph_is_the_conditional_mean():
     torch.testing.assert_close(out, conditional_mean(x, mask, pairs, weight, EPS, NOISE), rtol=1e-8, atol=1e-10)
     with pytest.raises(ValueError, match="strictly positive"):
         gmrf_impute(x, edge_index, torch.zeros(edge_index.size(1), dtype=DTYPE), mask=mask)
+
+
+@pytest.mark.parametrize("num_blocks, num_pairs", [(1, 3), (2, 3), (5, 3), (3, 40)])  # gathers, gathers, dense, dense
+def test_hutchinson_resistance_both_layouts_match_the_per_probe_sum(num_blocks, num_pairs):
+    # the dense (N, F k) product (few nodes, many columns) and the pair gathers (large graphs) against the
+    # definition sum_f mean_p (u_fip - u_fjp)(v_fip - v_fjp), written as loops
+    from pyg_em.em.objective import hutchinson_resistance
+
+    num_nodes, num_probes = 7, 4
+    gen = torch.Generator().manual_seed(num_blocks * 10 + num_pairs)
+    pairs = torch.stack([torch.randint(0, 3, (num_pairs,), generator=gen), torch.randint(3, 7, (num_pairs,),
+                                                                                       generator=gen)])
+    U = torch.randn(num_blocks * num_nodes, num_probes, dtype=DTYPE, generator=gen)
+    V = torch.randn(num_blocks * num_nodes, num_probes, dtype=DTYPE, generator=gen)
+    expected = torch.zeros(num_pairs, dtype=DTYPE)
+    for e in range(num_pairs):
+        i, j = int(pairs[0, e]), int(pairs[1, e])
+        for f in range(num_blocks):
+            a, b = f * num_nodes + i, f * num_nodes + j
+            expected[e] += ((U[a] - U[b]) * (V[a] - V[b])).mean()
+    torch.testing.assert_close(hutchinson_resistance(U, V, pairs, num_blocks), expected)
+
+
+def test_posterior_mean_from_an_initial_guess_is_the_same_solution():
+    # a warm start (the fixed point's previous E-step) changes where CG starts, not what it converges to
+    x, pairs, theta, mask = problem(seed=5, num_nodes=30, num_features=3)
+    options = {"method": "cg", "tol": 1e-12}
+    weight = F.softplus(theta)
+    probes = rademacher_probes(90, 3, x, torch.Generator().manual_seed(1))
+    cold = posterior_mean(torch.where(mask, x, 0.0), pairs, weight, EPS, NOISE, options, mask, probes)
+    previous = posterior_mean(torch.where(mask, x, 0.0), pairs, 1.3 * weight, EPS, NOISE, options, mask, probes)
+    warm = posterior_mean(torch.where(mask, x, 0.0), pairs, weight, EPS, NOISE, options, mask, probes,
+                          initial=previous)
+    torch.testing.assert_close(warm[0], cold[0])
+    torch.testing.assert_close(warm[1], cold[1])
+    torch.testing.assert_close(cold[0], conditional_mean(x, mask, pairs, weight, EPS, NOISE))
