@@ -326,7 +326,11 @@ def _build_recipe(method: str, run: dict[str, Any], overrides: dict[str, Any]):
 
 def _run(args: argparse.Namespace) -> int:
     from pyg_em.recipes import RECIPES
-    from pyg_em.train import seed_everything
+    from pyg_em.train import init_distributed, seed_everything, share_across_local_ranks
+
+    # Under torchrun: one process group (gloo on CPU, nccl on CUDA), one copy of the graph per host, data-parallel
+    # training through the Trainer; rank 0 alone prints the summary and writes the report and artifacts.
+    rank, world = init_distributed(device=_launch_device(getattr(args, "device", None)))
 
     if args.list_recipes:
         return _list_recipes()
@@ -335,22 +339,26 @@ def _run(args: argparse.Namespace) -> int:
     if args.method not in RECIPES:
         raise UsageError(f"unknown method {args.method!r}; choose one of: {', '.join(RECIPES)}")
     run, plots, overrides = resolve_settings(args, list(RECIPES))
+    if world > 1 and run["device"] in (None, "auto"):
+        run["device"] = _launch_device(None)  # each rank its own GPU (LOCAL_RANK), or the CPU
     recipe = _build_recipe(args.method, run, overrides)
-    progress = run["progress"] if run["progress"] is not None else sys.stderr.isatty()
+    progress = (run["progress"] if run["progress"] is not None else sys.stderr.isatty()) and rank == 0
     stages = _Stages(["load", args.method, "report"], progress)
     timings: dict[str, float] = {}
     wall = time.perf_counter()
     try:
         start = stages.start(f"loading {run['dataset']}")
         seed_everything(run["seed"], deterministic=run["deterministic"])
-        graph = _load_graph(run)
+        graph = share_across_local_ranks(lambda: _load_graph(run))
         timings["load_s"] = time.perf_counter() - start
         stages.done()
         info = _describe(graph.data)
-        stages.bar.write(f"pyg-em run {args.method} ({recipe.name} recipe) on {run['dataset']}: "
-                         + ", ".join(f"{v} {k[4:]}" for k, v in info.items()), file=sys.stdout)
-        for note in graph.notes:
-            stages.bar.write(f"note: {note}", file=sys.stdout)
+        if rank == 0:
+            stages.bar.write(f"pyg-em run {args.method} ({recipe.name} recipe) on {run['dataset']}"
+                             + (f" ({world} ranks)" if world > 1 else "") + ": "
+                             + ", ".join(f"{v} {k[4:]}" for k, v in info.items()), file=sys.stdout)
+            for note in graph.notes:
+                stages.bar.write(f"note: {note}", file=sys.stdout)
         sys.stdout.flush()  # a pipe reader sees that training has started
         start = stages.start(f"running {args.method}")
         try:
@@ -365,7 +373,7 @@ def _run(args: argparse.Namespace) -> int:
         if "num_classes" not in info:
             result.notes.append("the graph has no labels: unsupervised metrics only, no confusion matrix")
         written: dict[str, Path] = {}
-        if run["out"] is not None:
+        if run["out"] is not None and rank == 0:
             start = stages.start("writing results")
             timings["wall_s"] = time.perf_counter() - wall  # so far; the final figure is printed below
             written = _write_outputs(Path(run["out"]), args, run, plots, recipe, graph, info, result, timings)
@@ -374,10 +382,24 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         stages.close()
     timings["wall_s"] = time.perf_counter() - wall
-    _print_summary(result, timings)
-    for name, path in written.items():
-        print(f"{name}: {path}")
+    if rank == 0:
+        _print_summary(result, timings)
+        for name, path in written.items():
+            print(f"{name}: {path}")
+    if world > 1:
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
     return 0
+
+
+def _launch_device(device: str | None) -> str:
+    """This rank's device: ``device`` when given, else ``cuda:LOCAL_RANK`` when CUDA is present, else the CPU."""
+    import torch
+
+    if device not in (None, "auto"):
+        return device
+    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if torch.cuda.is_available() else "cpu"
 
 
 def _print_summary(result, timings: dict[str, float]) -> None:
