@@ -97,7 +97,8 @@ def _projection(row: dict[str, float], num_nodes: int) -> dict[str, float]:
     scale = num_nodes / row["num_nodes"]
     keys = ("build_s", "pretrain_s", "kmeans_s", "self_train_epoch_s", "refresh_s", "predict_s", "fit_s")
     return {"num_nodes": num_nodes, **{k: row[k] * scale for k in keys}, "projected": True,
-            "peak_gib": row["peak_gib"] * scale, "data_gib": row["data_gib"] * scale}
+            "peak_gib": row["baseline_gib"] + (row["peak_gib"] - row["baseline_gib"]) * scale,
+            "data_gib": row["data_gib"] * scale}
 
 
 def _table(rows: list[dict]) -> str:
@@ -117,6 +118,83 @@ def _table(rows: list[dict]) -> str:
     return markdown_table(header, out)
 
 
+_DDP_WORKER = """
+import json, sys, itertools
+import torch
+import torch.distributed as dist
+from pyg_em.datasets import attributed_sbm
+from pyg_em.models import DAEGC
+from pyg_em.nn import proximity_graph
+from pyg_em.recipes import daegc_neighbor_loader
+from pyg_em.train import Trainer, init_distributed, seed_everything, share_across_local_ranks
+from pyg_em.utils.negative_sampling import forbidden_pair_keys
+
+
+def memory():
+    out = {}
+    for line in open("/proc/self/status"):
+        if line.split(":")[0] in ("VmRSS", "VmHWM", "RssAnon", "RssShmem"):
+            out[line.split(":")[0]] = int(line.split()[1]) / 2**20
+    for line in open("/proc/self/smaps_rollup"):
+        if line.startswith("Pss:"):
+            out["Pss"] = int(line.split()[1]) / 2**20
+    return out
+
+
+rank, world = init_distributed()
+n, steps, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+seed_everything(0)
+data = share_across_local_ranks(lambda: attributed_sbm(n, 4, avg_degree=10, num_features=32, seed=0))
+model = DAEGC(32, 4, hidden_channels=64)
+graph = model.conv1.graph(data.edge_index, n, build=lambda: share_across_local_ranks(
+    lambda: proximity_graph(data.edge_index, n)))
+loader = daegc_neighbor_loader(data, 1024, [10, 5], graph=graph)
+keys = share_across_local_ranks(lambda: forbidden_pair_keys(data.edge_index, n))
+trainer = Trainer(model, epochs=1, lr=5e-3, device="cpu", progress=False,
+                  batch_step_fn=lambda m, b: m.pretrain_loss_batch(b, forbidden=keys, num_nodes=n),
+                  ddp_kwargs={"find_unused_parameters": True})
+trainer.fit(loader=list(itertools.islice(iter(loader), steps)))
+data_gib = sum(t.numel() * t.element_size() for t in (data.edge_index, data.x, data.y)) / 2**30
+with open(f"{path}.{rank}", "w") as handle:
+    json.dump({"rank": rank, "world": world, "data_gib": data_gib, **memory()}, handle)
+dist.destroy_process_group()
+"""
+
+
+def ddp_memory(num_nodes: int, steps: int) -> str:
+    """Memory of 1 and of 2 ranks (torchrun, gloo) holding the shared data and loader, after ``steps`` steps."""
+    import tempfile
+
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "worker.py"
+        script.write_text(_DDP_WORKER)
+        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+        for world in (1, 2):
+            out = Path(folder) / f"w{world}"
+            cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}",
+                   "--master_addr=127.0.0.1", f"--master_port={29700 + world}", str(script), str(num_nodes),
+                   str(steps), str(out)]
+            subprocess.run(cmd, env=env, check=True, cwd=ROOT, timeout=3600)
+            results[world] = [json.loads(Path(f"{out}.{r}").read_text()) for r in range(world)]
+    for world, ranks in results.items():
+        for r in ranks:
+            rows.append([world, r["rank"], f"{r['VmRSS']:.2f}", f"{r['RssAnon']:.2f}", f"{r['RssShmem']:.2f}",
+                         f"{r['Pss']:.2f}", f"{r['VmHWM']:.2f}"])
+    one = results[1][0]["Pss"]
+    two = sum(r["Pss"] for r in results[2])
+    return (f"### Two DDP ranks sharing one graph ({num_nodes:,}-node SBM, gloo, {steps} pretraining steps)\n\n"
+            f"Data {results[1][0]['data_gib']:.2f} GiB. Each rank maps the graph, its features, the proximity "
+            "graph, the loader's CSC edges and lookup table and the negative-sampling keys from one `/dev/shm` copy "
+            "(`share_across_local_ranks`); `Pss` divides shared pages among the processes that map them, so the "
+            "sum of the ranks' `Pss` is the host's memory for the job (`VmRSS` counts shared pages in every "
+            "process).\n\n"
+            + markdown_table(["ranks", "rank", "VmRSS GiB", "RssAnon GiB", "RssShmem GiB", "Pss GiB", "peak VmHWM GiB"],
+                             rows)
+            + f"\n\nTotal Pss of the 2 ranks ÷ Pss of 1 rank: **{two / one:.2f}** (target ≤ 1.3).\n\n"
+            + run_line() + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
@@ -128,9 +206,17 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write the 'scale' section of RESULTS.md")
     parser.add_argument("--jsonl", help="append each measured row to this file, and reuse the sizes already in it")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ddp", type=int, metavar="N", help="only the 2-rank shared-memory part, on an N-node SBM")
+    parser.add_argument("--ddp-steps", type=int, default=20)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.epochs, args.batch_size, args.hidden, args.fanout)))
+        return
+    if args.ddp:
+        text = ddp_memory(args.ddp, args.ddp_steps)
+        print(text)
+        if args.write:
+            write_section("scale-ddp", text)
         return
     from pyg_em.datasets import available_memory_bytes, sbm_memory_bytes
 
@@ -163,8 +249,9 @@ def main() -> None:
             f"hidden_channels={args.hidden})` (embedding 16), the recipe's pretraining (100 steps), "
             f"{args.epochs} self-training epoch(s), then one target refresh and "
             "`predict`; one process per size, CPU. Peak RSS is the process's (`ru_maxrss`, including about "
-            "0.33 GiB of Python/torch); data = `edge_index` + `x` + `y` bytes. Projected rows scale the largest "
-            "measured row linearly in N (every phase is O(N + E) at fixed degree).\n\n"
+            "0.4 GiB of Python/torch); data = `edge_index` + `x` + `y` bytes. Projected rows scale the largest "
+            "measured row linearly in N (every phase is O(N + E) at fixed degree; peak: baseline plus the "
+            "scaled growth).\n\n"
             + _table(rows) + "\n\n" + run_line() + f"\n\n{machine()}\n")
     print(text)
     if args.write:
