@@ -12,7 +12,8 @@ timeouts).
 
 Options: ``--jobs N`` (default 2), ``--timeout S`` (default 300), ``--rerun`` (check mutants that already
 have a verdict, e.g. after adding tests), ``--tests T...`` (replace the per-function selection by these test
-ids, e.g. a new oracle file, for every chosen mutant).
+ids, e.g. a new oracle file, for every chosen mutant), ``--screen N`` (run the N fastest tests of the selection
+first and the rest only if the mutant survives them: the same verdict, sooner for most mutants).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sample", type=int, default=None)
     parser.add_argument("--rerun", action="store_true")
     parser.add_argument("--tests", nargs="+", default=None)
+    parser.add_argument("--screen", type=int, default=0)
     args = parser.parse_args(argv)
 
     mutants = (args.root / "mutants").resolve()
@@ -137,7 +139,14 @@ def main(argv: list[str]) -> int:
         if pid == 0:
             os.environ["MUTANT_UNDER_TEST"] = name
             sys.stdout = sys.stderr = open(os.devnull, "w")
-            code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:randomly", *tests, *extra])
+            code = 0
+            # A screen of the fastest tests first: most mutants fail one of them, and a run of a few tests skips
+            # collecting the other files. Survivors of the screen then run the whole selection.
+            for part in ([tests[:args.screen], tests[args.screen:]] if args.screen else [tests]):
+                if part:
+                    code = pytest.main(["--rootdir=.", "-x", "-q", "-p", "no:randomly", *part, *extra])
+                if code:
+                    break
             os._exit(int(code))
         running[pid] = (name, time.time())
     while running:

@@ -38,6 +38,9 @@ def test_student_t_assignment_by_hand():
         assert torch.allclose(student_t_assignment(z, centers, alpha), expected, atol=1e-12)
         if alpha == 1.0:  # the default: Cauchy kernel, as in DEC
             assert torch.allclose(student_t_assignment(z, centers), expected, atol=1e-12)
+    # float32 centres (a head not yet moved to the embeddings' dtype) are cast to z's dtype, not rejected.
+    assert torch.allclose(student_t_assignment(z, centers.float(), 2.5), student_t_assignment(z, centers, 2.5),
+                          atol=1e-6)
     # alpha matters on this fixture (the exponent and the scale both change the answer)
     assert (student_t_assignment(z, centers, 1.0) - student_t_assignment(z, centers, 2.5)).abs().max() > 1e-2
 
