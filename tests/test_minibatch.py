@@ -426,3 +426,26 @@ def test_gae_layerwise_embeddings_equal_the_full_forward(variational, hidden, sp
     with pytest.raises(ValueError, match="chunk_size"):
         model.embed_data(data, chunk_size=0)
     assert torch.allclose(model.embed_data(data, chunk_size=None), full, atol=1e-10)
+
+
+@requires_sampler
+def test_vgae_batch_kl_is_the_seed_mean_over_the_batch_size():
+    from pyg_em.models import VGAE
+    from pyg_em.nn import VariationalGCNEncoder
+
+    data = attributed_sbm(200, 4, 8.0, num_features=10, seed=4)
+    split = link_split(data, val_ratio=0.1, test_ratio=0.1, seed=0)
+    torch.manual_seed(0)
+    model = VGAE(VariationalGCNEncoder(10, [8], 4), kl_weight=0.7).double().eval()  # eval: z = mu, no noise
+    batch = next(iter(link_neighbor_loader(split.train, model, 32, 5)))
+    batch.x = batch.x.double()
+    out = model.loss_batch(batch)
+    seeds = batch.num_sampled_nodes[0]
+    mu, logstd = (t[:seeds] for t in model.encoder(batch.x, batch.edge_index))  # oracle: the untrimmed forward
+    kl = (-0.5 * (1 + 2 * logstd - mu**2 - torch.exp(logstd) ** 2).sum(1)).mean() / batch.num_nodes
+    logits = (mu[batch.edge_label_index[0]] * mu[batch.edge_label_index[1]]).sum(-1)
+    nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch.edge_label.double(), reduction="none")
+    pos = batch.edge_label > 0
+    recon = nll[pos].mean() + nll[~pos].mean()
+    assert torch.allclose(out.components["kl"], kl, atol=1e-12)
+    assert torch.allclose(out.total, recon + 0.7 * kl, atol=1e-10)
