@@ -345,3 +345,43 @@ def test_dec_refresh_records_hard_assignment_and_its_change():
     head32 = DECClusterHead(3, 2)
     head32.refresh_target(q1)
     assert head32.target.dtype == torch.float32  # the centres' dtype
+
+
+def test_gae_recon_loss_with_explicit_negatives_by_hand():
+    model = GAE(torch.nn.Identity())
+    neg = torch.tensor([[0, 4, 1], [3, 2, 4]])
+    pos_part = sum(-math.log(sig(float(Z[i] @ Z[j]))) for i, j in EDGES.t().tolist()) / EDGES.size(1)
+    neg_part = sum(-math.log(1 - sig(float(Z[i] @ Z[j]))) for i, j in neg.t().tolist()) / neg.size(1)
+    assert model.recon_loss(Z, EDGES, neg).item() == pytest.approx(pos_part + neg_part, abs=1e-12)
+    empty = EDGES[:, :0]
+    with pytest.raises(ValueError, match="^pos_edge_index is empty: the reconstruction loss needs at least one "
+                                         "positive edge$"):
+        model.recon_loss(Z, empty, neg)
+    with pytest.raises(ValueError, match="^neg_edge_index is empty: the reconstruction loss needs at least one "
+                                         "positive edge$"):
+        model.recon_loss(Z, EDGES, empty)
+    with pytest.raises(ValueError, match="^pos_edge_index is empty"):
+        model.full_recon_loss(Z, empty)
+    with pytest.raises(ValueError, match=r"^recon='full' builds N\^2 logits; N=30001 > 30000: use recon='sampled'$"):
+        model.full_recon_loss(torch.zeros(30001, 1), EDGES)
+
+
+def test_vgae_kl_loss_by_hand_with_clamped_logstd():
+    mu = torch.tensor([[0.5, -1.0], [2.0, 0.3], [-0.7, 0.0]], dtype=torch.float64)
+    logstd = torch.tensor([[0.2, -0.4], [12.0, 0.1], [-1.5, 0.6]], dtype=torch.float64)  # 12 is clamped to 10
+    clamped = logstd.clamp(max=10.0)
+
+    def kl_by_hand(m, s):
+        rows = [-0.5 * sum(1 + 2 * float(s[i, d]) - float(m[i, d]) ** 2 - math.exp(float(s[i, d])) ** 2
+                           for d in range(2)) for i in range(3)]
+        return sum(rows) / 3
+
+    model = VGAE(FixedEncoder(mu, logstd))
+    with pytest.raises(RuntimeError, match=r"^kl_loss\(\) needs mu and logstd: call encode\(\) first or pass them$"):
+        model.kl_loss()
+    expected = kl_by_hand(mu, clamped)
+    assert model.kl_loss(mu, logstd).item() == pytest.approx(expected, rel=1e-12)
+    assert expected != pytest.approx(kl_by_hand(mu, logstd), rel=1e-3)  # the clamp matters here
+    model.eval().encode(None, EDGES)  # stores mu and the clamped logstd
+    assert model.kl_loss().item() == pytest.approx(expected, rel=1e-12)
+    assert torch.equal(model.encode(None, EDGES), mu)  # evaluation: z = mu
