@@ -3,6 +3,8 @@
 Score = killed / (killed + survived), counting timeouts and crashes as killed (the mutant did not pass) and
 leaving out mutants that were not checked or that no selected test reaches ("no tests", reported apart).
 Prints one row per mutated file and the surviving mutants, which ``mutmut show NAME`` displays.
+``python tests/mutation_score.py --markdown BEFORE/mutants [AFTER/mutants]`` prints the table of
+benchmarks/RESULTS.md's ``mutation`` section instead (scores before and after a rerun with new tests).
 """
 
 from __future__ import annotations
@@ -33,7 +35,28 @@ def summarise(root: Path) -> tuple[list[tuple[str, Counter]], list[str]]:
     return rows, survivors
 
 
+def markdown(before: Path, after: Path | None) -> str:
+    """One row per module with checked mutants: how many of its mutants were checked, the score on ``before``
+    and, with ``after`` (a rerun of the same mutants with more tests, e.g. ``mutation_run.py --rerun``), after."""
+    later = dict(summarise(after)[0]) if after is not None else {}
+    lines = ["| module | mutants | checked | killed / checked (score) | after new tests |", "|---|---|---|---|---|"]
+    for name, c in summarise(before)[0]:
+        checked = c["killed"] + c["survived"]
+        if not checked:
+            continue
+        total = sum(c.values())
+        cell = f"{c['killed']} / {checked} ({100 * c['killed'] / checked:.1f} %)"
+        a = later.get(name)
+        a_checked = a["killed"] + a["survived"] if a else 0
+        a_cell = f"{a['killed']} / {a_checked} ({100 * a['killed'] / a_checked:.1f} %)" if a_checked else "-"
+        lines.append(f"| `{name}` | {total} | {checked} ({100 * checked / total:.0f} %) | {cell} | {a_cell} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--markdown":
+        print(markdown(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None))
+        return 0
     root = Path(argv[0] if argv else "mutants")
     rows, survivors = summarise(root)
     print(f"{'module':52s} {'killed':>7s} {'survived':>9s} {'no tests':>9s} {'unchecked':>10s} {'score':>7s}")
