@@ -154,11 +154,8 @@ def test_ddp_stalled_peer_fails_after_the_timeout(tmp_path):
 @pytest.mark.ddp
 def test_cli_under_torchrun_trains_data_parallel_and_rank0_alone_writes(tmp_path):
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "pyg_em.cli", "run", "daegc", "--dataset", "sbm",
-           "--batch-size", "256", "--epochs", "2", "--set", "pretrain_steps=4", "--out", str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = _torchrun("-m", "pyg_em.cli", "run", "daegc", "--dataset", "sbm", "--batch-size", "256", "--epochs", "2",
+                     "--set", "pretrain_steps=4", "--out", out, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("pyg-em run daegc") == 1 and "(2 ranks)" in proc.stdout  # rank 0 alone prints
     assert proc.stdout.count("time: ") == 1

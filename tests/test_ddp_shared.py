@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import requires_sampler
+from tests.test_ddp import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,12 +56,6 @@ with open(f"{sys.argv[2]}.{rank}", "w") as handle:
     json.dump(out, handle)
 dist.destroy_process_group()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @requires_sampler

@@ -171,6 +171,17 @@ def restrict_proximity(keys: Tensor, values: Tensor, num_nodes: int, n_id: Tenso
     return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
 
 
+def _chunk_rows(graph: ProximityGraph, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The attention rows of nodes ``start`` to ``stop - 1``: their local CSR row pointer, attended columns,
+    proximity values and the row of each entry."""
+    crow = graph.csr.crow
+    first, last = int(crow[start]), int(crow[stop])
+    local_crow = crow[start:stop + 1] - first
+    rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device), local_crow.diff(),
+                                   output_size=last - first)
+    return local_crow, graph.csr.col[first:last], graph.values[graph.csr.order[first:last]], rows
+
+
 class ProximityAttentionConv(MessagePassing):
     r"""Attention over 1-hop neighbours and self, weighted by the transition proximity (Wang et al., 2019).
 
@@ -309,13 +320,7 @@ class ProximityAttentionConv(MessagePassing):
         memory above ``h`` is bounded by the chunk's edges. Chunks over all nodes reproduce :meth:`forward` in
         evaluation mode (the layer-wise inference of :meth:`pyg_em.models.DAEGC.embed_data`).
         """
-        crow = graph.csr.crow
-        first, last = int(crow[start]), int(crow[stop])
-        local_crow = crow[start:stop + 1] - first
-        cols = graph.csr.col[first:last]
-        prox = graph.values[graph.csr.order[first:last]]
-        rows = torch.repeat_interleave(torch.arange(stop - start, device=h.device), local_crow.diff(),
-                                       output_size=last - first)
+        local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
         alpha = self._alpha(h[start:stop], h, prox, rows, cols, stop - start)
         out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
         return out + self.bias if self.bias is not None else out
@@ -338,13 +343,7 @@ class ProximityAttentionConv(MessagePassing):
         layer on 32 features and 256 hidden units) no :math:`N \times F_{out}` array is ever formed, so
         whole-graph inference needs memory for the input and a chunk only.
         """
-        crow = graph.csr.crow
-        first, last = int(crow[start]), int(crow[stop])
-        local_crow = crow[start:stop + 1] - first
-        cols = graph.csr.col[first:last]
-        prox = graph.values[graph.csr.order[first:last]]
-        rows = torch.repeat_interleave(torch.arange(stop - start, device=x.device), local_crow.diff(),
-                                       output_size=last - first)
+        local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
         alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
         out = self.lin(torch.sparse.mm(_csr(local_crow, cols, alpha.to(x.dtype), (stop - start, x.size(0))), x))
         return out + self.bias if self.bias is not None else out
