@@ -100,6 +100,8 @@ def test_laplacian_matvec_by_hand_and_its_errors():
         laplacian_matvec(edge_index, edge_weight, x.unsqueeze(-1))
     with pytest.raises(TypeError, match=r"of shape \(N,\) or \(N, F\), got list"):
         laplacian_matvec(edge_index, edge_weight, x.tolist())
+    with pytest.raises(ValueError, match="^shift must be "):
+        laplacian_matvec(edge_index, edge_weight, x, shift=-0.5)
     with pytest.raises(ValueError, match="x has 5 rows but num_nodes=6"):
         laplacian_matvec(edge_index, edge_weight, x, num_nodes=6)
     with pytest.raises(TypeError, match="edge_weight has dtype torch.float32 but x has dtype torch.float64"):
