@@ -385,3 +385,20 @@ def test_vgae_kl_loss_by_hand_with_clamped_logstd():
     model.eval().encode(None, EDGES)  # stores mu and the clamped logstd
     assert model.kl_loss().item() == pytest.approx(expected, rel=1e-12)
     assert torch.equal(model.encode(None, EDGES), mu)  # evaluation: z = mu
+
+
+def test_gae_sampled_negatives_never_use_excluded_pairs():
+    # 4 nodes, 5 of the 6 pairs are edges and the 6th, (2, 3), is held out: no pair is a valid negative, so the
+    # negative term is the masked mean over nothing (0) and the loss is the positive term alone.
+    pairs = torch.tensor([[0, 0, 0, 1, 1], [1, 2, 3, 2, 3]])
+    edges = torch.cat([pairs, pairs.flip(0)], dim=1)
+    z = torch.tensor([[1.0, 0.5], [-0.3, 0.8], [0.4, -1.1], [2.0, 0.3]], dtype=torch.float64)
+    pos = sum(-math.log(sig(float(z[i] @ z[j]))) for i, j in edges.t().tolist()) / edges.size(1)
+    held_neg = -math.log(1 - sig(float(z[2] @ z[3])))
+    model = GAE(torch.nn.Identity(), neg_ratio=3.0)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        assert model.recon_loss(z, edges, exclude_edge_index=torch.tensor([[2], [3]])).item() == pytest.approx(
+            pos, abs=1e-12)
+    torch.manual_seed(0)  # without the exclusion the held-out pair is drawn and counted as a negative
+    assert model.recon_loss(z, edges).item() == pytest.approx(pos + held_neg, abs=1e-12)
