@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,8 +20,6 @@ from torch import Tensor
 from pyg_em.validation import check_int, check_positive
 
 __all__ = ["default_backend", "shard_indices", "init_distributed", "share_across_local_ranks", "DEFAULT_TIMEOUT_S"]
-
-T = TypeVar("T")
 
 #: Tensors smaller than this many bytes are pickled into each rank's copy instead of a shared file.
 _SHARED_MIN_BYTES = 1 << 16
@@ -138,7 +136,7 @@ class _SharingUnpickler(pickle.Unpickler):
         return flat.view(shape)
 
 
-def share_across_local_ranks(load: Callable[[], T], folder: str | os.PathLike | None = None) -> T:
+def share_across_local_ranks(load: Callable[[], Any], folder: str | os.PathLike | None = None) -> Any:
     """``load()`` run once per host, its tensors shared by every rank of that host through shared memory.
 
     Under ``torch.distributed`` with several processes per host (``torchrun --nproc_per_node``), local rank 0
