@@ -106,3 +106,26 @@ def test_laplacian_matvec_by_hand_and_its_errors():
         laplacian_matvec(edge_index, edge_weight, x, num_nodes=6)
     with pytest.raises(TypeError, match="edge_weight has dtype torch.float32 but x has dtype torch.float64"):
         laplacian_matvec(edge_index, edge_weight.float(), x)
+
+
+def test_sparse_lstsq_gradient_of_the_values_alone_matches_dense_pinv():
+    from pyg_em.linalg import sparse_lstsq
+
+    # A tall 6 x 3 system with a non-zero residual, so both Golub--Pereyra terms count.
+    rows = [0, 0, 1, 1, 2, 3, 3, 4, 5, 5]
+    cols = [0, 2, 0, 1, 1, 1, 2, 0, 2, 1]
+    vals = torch.tensor([1.5, -0.5, 2.0, 0.7, -1.2, 0.4, 3.0, 0.9, -2.2, 1.1], dtype=torch.float64)
+    indices = torch.tensor([rows, cols])
+    b = torch.tensor([[1.0, 0.0], [-2.0, 1.0], [0.5, 3.0], [4.0, -1.0], [0.0, 2.0], [1.5, 0.5]], dtype=torch.float64)
+    probe = torch.tensor([[1.0, -0.5], [2.0, 0.3], [-1.0, 1.5]], dtype=torch.float64)
+    v1 = vals.clone().requires_grad_()  # B is a constant: only the values' gradient is asked for
+    (sparse_lstsq((indices, v1, (6, 3)), b, atol=1e-14) * probe).sum().backward()
+    v2 = vals.clone().requires_grad_()
+    dense = torch.zeros(6, 3, dtype=torch.float64).index_put((indices[0], indices[1]), v2)
+    x = torch.linalg.pinv(dense) @ b
+    assert (dense.detach() @ x.detach() - b).abs().max() > 0.1  # an inconsistent system
+    (x * probe).sum().backward()
+    assert torch.allclose(v1.grad, v2.grad, atol=1e-8)
+    b1 = b[:, 0].clone().requires_grad_()  # and the right-hand side's alone, for a vector
+    (sparse_lstsq((indices, vals, (6, 3)), b1, atol=1e-14) * probe[:, 0]).sum().backward()
+    assert torch.allclose(b1.grad, torch.linalg.pinv(dense.detach()).t() @ probe[:, 0], atol=1e-8)
