@@ -58,6 +58,7 @@ fuzz: $(STAMP)
 # It mutates a clone of HEAD in MUTATE_DIR (the commit is printed; `rm -rf` the folder to take newer commits),
 # never the live tree, with decorated functions made mutable there (tests/mutation_prepare.py), at nice 19.
 # MUTANTS narrows the run, e.g. make mutate MUTANTS='pyg_em.nn.*'; the score per module is printed at the end.
+# On a busy machine, tests/mutation_run.py checks chosen (or sampled) mutants of that copy in a given order.
 MUTANTS ?=
 MUTATE_JOBS ?= 2
 MUTATE_DIR ?= .cache/mutate
