@@ -222,11 +222,14 @@ def main() -> None:
         return
     if parts == {"scaling", "large", "recovery"}:
         write_section("gem", text)
-    else:  # a partial run keeps the other tables and writes its own section
-        header = "\n\n".join(text.split("\n\n")[:2])
-        for part, table in (("large", big), ("recovery", quality)):
+    else:  # a partial run keeps the other tables and writes its own section: command, machine, description, table
+        paragraphs = text.split("\n\n")
+        run = paragraphs[1]
+        for part, table, title in (("large", big, "GEM defaults at scale"), ("recovery", quality, "GEM recovery")):
             if part in parts:
-                write_section(f"gem-{part}", f"### GEM: {part}\n\n{header}\n\n{table}")
+                description = paragraphs[paragraphs.index(table) - 1]
+                write_section(f"gem-{part}", f"## {title} (`benchmarks/bench_gem.py --parts {part}`)\n\n{run}\n\n"
+                                             f"{description}\n\n{table}")
 
 
 if __name__ == "__main__":
