@@ -402,3 +402,27 @@ def test_gae_sampled_negatives_never_use_excluded_pairs():
             pos, abs=1e-12)
     torch.manual_seed(0)  # without the exclusion the held-out pair is drawn and counted as a negative
     assert model.recon_loss(z, edges).item() == pytest.approx(pos + held_neg, abs=1e-12)
+
+
+def test_daegc_self_training_loss_is_recon_plus_gamma_kl_on_the_weighted_graph():
+    data = small_graph()
+    data.edge_weight = torch.linspace(0.2, 3.0, data.edge_index.size(1))
+    torch.manual_seed(0)
+    model = DAEGC(4, 2, hidden_channels=6, embedding_channels=3, gamma=3.0).eval()  # eval: no attention dropout
+    with torch.no_grad():
+        z = model.embed(data.x, data.edge_index, data.edge_weight)
+        model.head.centers.copy_(z[:2] + 0.1)
+        model.head.refresh_target(model.head.soft_assignment(z) ** 0.5)  # a target P that differs from Q
+    torch.manual_seed(1)
+    out = model.loss(data)
+    q = student_t_assignment(z, model.head.centers.detach())
+    p = model.head.target
+    kl = float((p * (p / q).log()).sum() / z.size(0))
+    assert out.components["cluster"].item() == pytest.approx(kl, rel=1e-5)
+    torch.manual_seed(1)
+    recon = model.recon_loss(z, data.edge_index).item()
+    assert out.components["recon"].item() == pytest.approx(recon, rel=1e-5)
+    assert out.total.item() == pytest.approx(recon + 3.0 * kl, rel=1e-5)
+    # The weights matter on this fixture: the unweighted embeddings give another KL term.
+    q_plain = student_t_assignment(model.embed(data.x, data.edge_index).detach(), model.head.centers.detach())
+    assert abs(float((p * (p / q_plain).log()).sum() / z.size(0)) - kl) > 1e-4
