@@ -66,15 +66,15 @@ def test_two_ranks_share_one_copy_of_graph_features_and_loader_structures(tmp_pa
     script.write_text(_WORKER)
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", str(script), "100000", str(tmp_path / "out")]
+           f"--master_port={_free_port()}", str(script), "60000", str(tmp_path / "out")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = json.loads((tmp_path / "out.1").read_text())
     assert one["shared"] and one["x_rows_match"] and one["sums"][0] == one["sums"][1]  # the same data on both
     derived = one["data_bytes"] + one["graph_bytes"]
-    assert derived > 50e6  # large enough that a private copy would show
+    assert derived > 40e6  # large enough that a private copy would show
     # rank 1 holds no private copy of the data or of the proximity graph, though it has read all of them
     assert one["shared_growth"] < 0.05 * derived, (one["shared_growth"], derived)
-    # nor of the loader's CSC edges and lookup table (about 0.3 x derived here): it grows by the sampler's node
-    # arrays and one batch (measured: 6 MB of 88 MB)
+    # nor of the loader's CSC edges and lookup table (about 0.3 x derived): it grows by the sampler's node
+    # arrays and one batch (measured at 100k nodes: 6 MB of 88 MB)
     assert one["growth"] < 0.15 * derived, (one["growth"], derived)

@@ -271,6 +271,9 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
                   desc="pretrain", step_fn=lambda m, d: m.pretrain_loss(d),
                   batch_step_fn=lambda m, b: m.pretrain_loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
                   checkpoint_path=pre_path, callbacks=[_Stopwatch(timings, "pretrain")], **common)
+    if loader is not None and pre.device.type == "cpu" and data.edge_index.device.type == "cpu":
+        # On the host, the ranks of a host share one copy of the keys (built at once instead of at the first step).
+        forbidden.append(share_across_local_ranks(lambda: forbidden_pair_keys(data.edge_index, num_nodes)))
     if resume_self_training:  # pretraining and k-means are done: their result is in the self-training checkpoint
         pre_history = load_checkpoint(pre_path)["history"] if pre_path.is_file() else {}
     else:
