@@ -323,7 +323,7 @@ def test_dec_head_alpha_full_batch_kl_and_errors():
     head.refresh_target(head.soft_assignment(z))
     q = student_t_assignment(z - 0.2, head.centers, 2.5)
     p = head.target
-    assert head.kl_loss(q).detach().item() == pytest.approx(float((p * (p / q).log()).sum() / 4), abs=1e-12)
+    assert head.kl_loss(q).item() == pytest.approx(float((p * (p / q.detach()).log()).sum() / 4), abs=1e-12)
     with pytest.raises(ValueError, match="^target has 4 rows for 2 assignments: pass node_ids$"):
         head.kl_loss(q[:2])
 
