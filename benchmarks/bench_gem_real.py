@@ -120,7 +120,7 @@ def main() -> None:
         "Every graph method predicts a hidden reading by the GMRF conditional mean given all non-test readings of "
         "its day (`gmrf_impute`, eps=1e-3). GEM: `GEMImplicitEM` (eta=1/F, Anderson, fixed-point tol 1e-5, "
         f"<= {__import__('gem_imputation').GEM_MAXITER} M-steps per noise value) "
-        f"on a {0}-NN candidate graph of the stations' series, missing readings imputed in its E-step; its noise "
+        "on a {0}-NN candidate graph of the stations' series, missing readings imputed in its E-step; its noise "
         f"chosen on validation from {list(__import__('gem_imputation').GEM_NOISES)}, the grid of the fixed graphs "
         "(the fits after the first start from the first one's weights). "
         "Geographic graph (its own weights) and 6-NN graph of the series (unit weights): weight scale and noise "
