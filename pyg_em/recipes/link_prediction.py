@@ -49,9 +49,12 @@ FEATURE_NORMALIZATIONS = ("auto", "row", "none")
 
 
 def _encoder_depth(model: torch.nn.Module) -> int:
-    """Message-passing depth to sample for: the GCN layers, or two hops for the propagation encoder."""
+    """Message-passing depth to sample for: the GCN layers, or ``min(K, 2)`` hops for a ``K``-step propagation
+    encoder (exact up to two steps; past two hops a sample already spans most of a small-world graph)."""
     hidden = getattr(model.encoder, "hidden_channels", None)
-    return len(hidden) + 1 if isinstance(hidden, (list, tuple)) else 2
+    if isinstance(hidden, (list, tuple)):
+        return len(hidden) + 1
+    return min(int(getattr(model.encoder, "K", 2)), 2)
 
 
 def link_neighbor_loader(train_data: Data, model: torch.nn.Module, batch_size: int, num_neighbors: Any = 10,
