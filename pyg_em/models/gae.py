@@ -51,22 +51,26 @@ def _check_nonempty(edge_index: Tensor, name: str) -> None:
         raise ValueError(f"{name} is empty: the reconstruction loss needs at least one positive edge")
 
 
-def _takes_hops(encoder: Any) -> bool:
-    """Whether the encoder's ``forward`` takes PyG's ``num_sampled_nodes_per_hop`` keyword."""
+def _forward_parameters(encoder: Any) -> list[inspect.Parameter] | None:
+    """The parameters of the encoder's ``forward`` (or of the function itself); ``None`` without a signature."""
     target = encoder.forward if isinstance(encoder, torch.nn.Module) else encoder
     try:
-        return "num_sampled_nodes_per_hop" in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
+        return list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return None
+
+
+def _takes_hops(encoder: Any) -> bool:
+    """Whether the encoder's ``forward`` takes PyG's ``num_sampled_nodes_per_hop`` keyword."""
+    params = _forward_parameters(encoder)
+    return params is not None and any(p.name == "num_sampled_nodes_per_hop" for p in params)
 
 
 def accepts_edge_weight(encoder: Any) -> bool:
     """Whether ``encoder(x, edge_index, edge_weight)`` is a valid call: its ``forward`` (or the function
     itself) takes a third positional argument, ``edge_weight``, or ``*args``."""
-    target = encoder.forward if isinstance(encoder, torch.nn.Module) else encoder
-    try:
-        params = list(inspect.signature(target).parameters.values())
-    except (TypeError, ValueError):  # builtins without a signature: assume PyG's convention
+    params = _forward_parameters(encoder)
+    if params is None:  # no signature: assume PyG's convention
         return True
     if any(p.kind is p.VAR_POSITIONAL for p in params) or any(p.name == "edge_weight" for p in params):
         return True
