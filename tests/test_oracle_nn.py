@@ -131,15 +131,21 @@ def test_attention_dropout_is_active_only_in_training():
     assert (conv(x, edge_index) - reference).abs().max() > 1e-3
 
 
-def test_transition_proximity_matches_dense_on_a_directed_weighted_graph():
+def test_transition_proximity_matches_dense_on_a_directed_weighted_graph(device):
     # Directed, weighted, with a node (4) that has no out-edges and a self loop that must be ignored.
     edge_index = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3, 0, 5, 5],
                                [1, 2, 2, 3, 0, 3, 1, 4, 0, 0, 4]])
     edge_weight = torch.tensor([1.0, 3.0, 2.0, 0.5, 1.0, 4.0, 2.0, 1.0, 9.0, 1.0, 2.0], dtype=torch.float64)
     n = 6
-    for weight in (None, edge_weight):
+    # Two-hop paths in chunks of any size (one path at a time up to all at once) give the same M.
+    for weight, chunk_size in ((None, None), (edge_weight, None), (edge_weight, 1), (edge_weight, 2),
+                               (edge_weight, 5), (None, 3)):
         m, a = dense_proximity(edge_index, n, weight)
-        pattern, values = transition_proximity(edge_index, n, None if weight is None else weight.clone())
+        pattern, values = transition_proximity(edge_index.to(device), n,
+                                               None if weight is None else weight.clone().to(device),
+                                               chunk_size=chunk_size)
+        assert pattern.device.type == values.device.type == device.type
+        pattern, values = pattern.cpu(), values.cpu()
         on_pattern = torch.zeros(n, n, dtype=torch.bool)
         on_pattern[pattern[0], pattern[1]] = True
         assert torch.equal(on_pattern, (a > 0) | torch.eye(n, dtype=torch.bool))
@@ -148,3 +154,84 @@ def test_transition_proximity_matches_dense_on_a_directed_weighted_graph():
         t, _ = dense_transition(edge_index, n, weight)
         for wrong in (t, t @ t, (t + t @ t), (t + t.t() @ t) / 2, (t.t() + t.t() @ t.t()) / 2):
             assert (values.double() - wrong[pattern[0], pattern[1]]).abs().max() > 1e-2
+
+
+def dense_gcn_operator(edge_index, edge_weight, n):
+    r"""\hat A = D^-1/2 (A + I) D^-1/2 with A[i, j] the weight of the message j -> i and D the row sums."""
+    a = torch.zeros(n, n, dtype=torch.float64)
+    a.index_put_((edge_index[1], edge_index[0]), edge_weight.double(), accumulate=True)
+    a = a + torch.eye(n, dtype=torch.float64)
+    d = a.sum(1).rsqrt()
+    return d[:, None] * a * d[None]
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_sampled_gcn_heads_match_the_dense_operator_of_the_batch(variational):
+    from torch_geometric.data import Data
+    from torch_geometric.loader import NeighborLoader
+
+    from pyg_em.nn import GCNEncoder, VariationalGCNEncoder
+    from tests.conftest import WITH_PYG_LIB, WITH_TORCH_SPARSE
+
+    if not (WITH_PYG_LIB or WITH_TORCH_SPARSE):
+        pytest.skip("neighbour sampling needs pyg_lib or torch_sparse")
+    # One layer, input (3) narrower than twice the output (4): the aggregate-then-project branch, for one head and
+    # for the two heads (mu, logstd) of the variational encoder.
+    edge_index = undirected_edges(UNDIRECTED)
+    gen = torch.Generator().manual_seed(0)
+    weight = 0.2 + torch.rand(edge_index.size(1), generator=gen, dtype=torch.float64)
+    data = Data(x=torch.randn(7, 3, generator=gen, dtype=torch.float64), edge_index=edge_index, edge_weight=weight)
+    torch.manual_seed(0)
+    encoder = (VariationalGCNEncoder if variational else GCNEncoder)(3, [], 4).double()
+    with torch.no_grad():
+        for head in encoder.heads:
+            head.bias.normal_()
+    for batch in NeighborLoader(data, num_neighbors=[3], batch_size=3, shuffle=False):
+        out = encoder(batch.x, batch.edge_index, batch.edge_weight, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                      num_sampled_edges_per_hop=batch.num_sampled_edges)
+        outs = out if variational else (out,)
+        assert len(outs) == len(encoder.heads) == (2 if variational else 1)
+        a_hat = dense_gcn_operator(batch.edge_index, batch.edge_weight, batch.num_nodes)
+        seeds = batch.num_sampled_nodes[0]
+        for got, head in zip(outs, encoder.heads):
+            expected = (a_hat @ batch.x @ head.lin.weight.detach().t() + head.bias.detach())[:seeds]
+            assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_propagation_encoder_with_trainable_edge_weights_matches_the_dense_ppr(variational):
+    from pyg_em.nn import NormalizedPropagationEncoder, VariationalNormalizedPropagationEncoder
+
+    # Edge weights that need gradients take PyG's APPNP (message passing); its output and the weights' gradient
+    # must be those of Z_{k+1} = (1 - alpha) \hat A Z_k + alpha H, Z_0 = H, written densely here.
+    edge_index = undirected_edges(UNDIRECTED)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(7, 5, generator=gen, dtype=torch.float64)
+    w0 = 0.3 + torch.rand(edge_index.size(1), generator=gen, dtype=torch.float64)
+    torch.manual_seed(0)
+    cls = VariationalNormalizedPropagationEncoder if variational else NormalizedPropagationEncoder
+    encoder = cls(5, 3, K=3, alpha=0.25, scale=1.5).double()
+    weight = w0.clone().requires_grad_()
+    out = encoder(x, edge_index, weight)
+    outs = out if variational else (out,)
+    probe = torch.linspace(-1.0, 2.0, 21, dtype=torch.float64).view(7, 3)
+    sum((o * probe * (i + 1)).sum() for i, o in enumerate(outs)).backward()
+
+    reference = w0.clone().requires_grad_()
+    a_hat = dense_gcn_operator(edge_index, reference, 7)
+    lins = [lin for lin in encoder.lins]
+    heads = [1.5 * F.normalize(x @ lins[0].weight.detach().t() + lins[0].bias.detach(), dim=1)]
+    if variational:
+        heads.append(x @ lins[1].weight.detach().t() + lins[1].bias.detach())
+    expected = []
+    for h in heads:
+        z = h
+        for _ in range(3):
+            z = 0.75 * a_hat @ z + 0.25 * h
+        expected.append(z)
+    sum((e * probe * (i + 1)).sum() for i, e in enumerate(expected)).backward()
+    assert len(outs) == len(expected)
+    for got, want in zip(outs, expected):
+        assert torch.allclose(got, want, atol=1e-12)
+    assert torch.allclose(weight.grad, reference.grad, atol=1e-12)
+    assert reference.grad.abs().max() > 1e-3  # the weights matter
