@@ -496,3 +496,69 @@ def test_amg_v_cycle_and_jacobi_weights_by_hand():
     assert torch.allclose(out32.double(), v_cycle(single, 0, B), rtol=1e-4, atol=1e-4)
     assert repr(amg) == f"AMGPreconditioner(levels=3, sizes=[144, {dense[1][0].size(0)}, {dense[1][1].size(1)}], " \
                         f"operator_complexity={amg.operator_complexity:.3f})"
+
+
+def test_pinv_neumann_series_term_by_term_and_its_last_check():
+    from pyg_em.linalg import ConvergenceError
+
+    # x_k = sum_{i <= k} T^i D^-1 b with T = I - D^-1 (L + eps I), D = diag(L + eps I): written densely. The
+    # tolerance is set between the 22nd and 23rd relative terms, so the series must stop at the 23rd -- a cap
+    # that is not a multiple of the 10-term check interval is still checked at its last term.
+    pairs, weights = [(0, 1), (1, 2), (2, 3), (0, 2), (3, 4)], [1.0, 2.5, 0.7, 1.3, 4.0]
+    edge_index = torch.tensor(pairs + [(j, i) for i, j in pairs]).t()
+    edge_weight = torch.tensor(weights * 2, dtype=torch.float64)
+    lap = dense_laplacian(pairs, weights, 5, shift=0.1)
+    dinv = 1.0 / lap.diagonal()
+    T = torch.eye(5, dtype=torch.float64) - dinv[:, None] * lap
+    b = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=torch.float64)
+    term, x, rel, sums = dinv * b, dinv * b, [], []
+    for _ in range(30):
+        term = T @ term
+        x = x + term
+        rel.append(float(term.norm() / x.norm()))
+        sums.append(x)
+    assert all(a > b_ for a, b_ in zip(rel, rel[1:]))  # strictly decreasing: the stopping term is unique
+    tol = (rel[21] * rel[22]) ** 0.5
+    op = LaplacianPseudoInverse(edge_index, edge_weight, method="neumann", eps=0.1, tol=tol, maxiter=23)
+    out = op @ b
+    assert torch.allclose(out, sums[22], rtol=1e-12) and not torch.allclose(out, sums[21], rtol=1e-9)
+    with pytest.raises(ConvergenceError, match="Neumann series of the Laplacian: .* after 22 iterations"):
+        LaplacianPseudoInverse(edge_index, edge_weight, method="neumann", eps=0.1, tol=tol, maxiter=22) @ b
+
+
+def test_pinv_eigenpairs_sum_duplicate_edges_and_keep_the_dtype():
+    # (1, 2) stored twice in each direction: the Laplacian sums them (weight 2.5 + 1.0).
+    pairs, weights = [(0, 1), (1, 2), (2, 3), (0, 2), (3, 4), (1, 2)], [1.0, 2.5, 0.7, 1.3, 4.0, 1.0]
+    edge_index = torch.tensor(pairs + [(j, i) for i, j in pairs]).t()
+    edge_weight = torch.tensor(weights * 2, dtype=torch.float64)
+    expected = torch.linalg.pinv(dense_laplacian(pairs, weights, 5))
+    B = torch.tensor([[1.0, -2.0], [0.5, 0.0], [-1.0, 3.0], [2.0, 1.0], [0.25, -0.5]], dtype=torch.float64)
+    op = LaplacianPseudoInverse(edge_index, edge_weight, method="lowrank", rank=4)
+    assert torch.allclose(op @ B, expected @ B, atol=1e-10)
+    single = LaplacianPseudoInverse(edge_index, edge_weight.float(), method="lowrank", rank=4)
+    lam, vec = single.eigenpairs()
+    assert lam.dtype == vec.dtype == torch.float32
+    out = single @ B.float()
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), expected @ B, atol=1e-4)
+
+
+def test_pinv_and_lstsq_reject_bad_right_hand_sides_and_lstsq_is_strict_by_default():
+    from pyg_em.linalg import ConvergenceError, sparse_lstsq
+
+    pairs, weights = [(0, 1), (1, 2), (2, 3), (0, 2)], [0.5, 2.0, 1.5, 3.0]
+    op = LaplacianPseudoInverse(torch.tensor(pairs + [(j, i) for i, j in pairs]).t(),
+                                torch.tensor(weights * 2, dtype=torch.float64))
+    shape_message = r"^B must be a floating-point torch\.Tensor of shape \(N,\) or \(N, k\)$"
+    for bad in ([1.0, 2.0, 3.0, 4.0], torch.arange(4)):
+        with pytest.raises(TypeError, match=shape_message):
+            op @ bad
+    with pytest.raises(TypeError, match=r"^B has dtype torch\.float16, but the sparse solvers support float32 and"):
+        op @ torch.ones(4, dtype=torch.float16)
+    # A tall 6 x 3 system: float16 B is named; one iteration cannot converge, and that raises by default.
+    indices = torch.tensor([[0, 0, 1, 1, 2, 3, 3, 4, 5, 5], [0, 2, 0, 1, 1, 1, 2, 0, 2, 1]])
+    vals = torch.tensor([1.5, -0.5, 2.0, 0.7, -1.2, 0.4, 3.0, 0.9, -2.2, 1.1], dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^B has dtype torch\.float16"):
+        sparse_lstsq((indices, vals, (6, 3)), torch.ones(6, dtype=torch.float16))
+    b = torch.tensor([1.0, -2.0, 0.5, 4.0, 0.0, 1.5], dtype=torch.float64)
+    with pytest.raises(ConvergenceError, match="after 1 iterations"):
+        sparse_lstsq((indices, vals, (6, 3)), b, maxiter=1)

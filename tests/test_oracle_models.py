@@ -426,3 +426,23 @@ def test_daegc_self_training_loss_is_recon_plus_gamma_kl_on_the_weighted_graph()
     # The weights matter on this fixture: the unweighted embeddings give another KL term.
     q_plain = student_t_assignment(model.embed(data.x, data.edge_index).detach(), model.head.centers.detach())
     assert abs(float((p * (p / q_plain).log()).sum() / z.size(0)) - kl) > 1e-4
+
+
+def test_sampled_negatives_are_uniform_over_the_allowed_pairs_after_redraws():
+    # Nodes 0, 1, 2 form a triangle: only the 6 ordered pairs with node 3 are negatives, half of all non-loop
+    # pairs, so many first draws are rejected and redrawn. Every allowed pair must come out equally often.
+    triangle = torch.tensor([[0, 1, 0, 2, 1, 2], [1, 0, 2, 0, 2, 1]])
+    torch.manual_seed(0)
+    neg = sample_negative_edges(triangle, 4, 12000, rounds=6)
+    allowed = {(0, 3), (3, 0), (1, 3), (3, 1), (2, 3), (3, 2)}
+    pairs = [tuple(p) for p in neg.t().tolist()]
+    assert set(pairs) == allowed and len(pairs) > 11500
+    for pair in allowed:
+        assert 0.15 < pairs.count(pair) / len(pairs) < 0.185, pair
+    # Two nodes are enough; held-out pairs are checked against num_nodes and named.
+    neg = sample_negative_edges(torch.zeros(2, 0, dtype=torch.long), 2, 50)
+    assert set(map(tuple, neg.t().tolist())) == {(0, 1), (1, 0)}
+    with pytest.raises(ValueError, match=r"num_nodes must be an int >= 2 to sample negative pairs, got 1"):
+        sample_negative_edges(torch.zeros(2, 0, dtype=torch.long), 1, 5)
+    with pytest.raises(ValueError, match=r"^exclude_edge_index holds node ids in \[0, 5\] but must lie in \[0, 4\)"):
+        sample_negative_edges(triangle, 4, 5, torch.tensor([[0], [5]]))
