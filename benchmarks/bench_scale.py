@@ -57,8 +57,9 @@ def worker(num_nodes: int, epochs: int, batch_size: int, hidden: int, fanout: li
     data_gib = (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
     build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     seed_everything(0)
-    recipe = DAEGCRecipe()
-    model = DAEGC(data.num_features, 4, hidden_channels=hidden, embedding_channels=recipe.embedding_channels)
+    recipe, _ = DAEGCRecipe().resolved(data, 4)  # feature_weight='auto' as `pyg-em run daegc` resolves it
+    model = DAEGC(data.num_features, 4, hidden_channels=hidden, embedding_channels=recipe.embedding_channels,
+                  feature_weight=recipe.feature_weight)
     timings: dict[str, list[float]] = {}
     start = time.perf_counter()
     fit_daegc(model, data, pretrain_steps=recipe.pretrain_steps, epochs=epochs, pretrain_lr=recipe.pretrain_lr,

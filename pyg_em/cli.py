@@ -369,6 +369,7 @@ def _run(args: argparse.Namespace) -> int:
         except (ValueError, TypeError) as exc:
             raise UsageError(f"{args.method}: {exc}") from exc
         timings["run_s"] = time.perf_counter() - start
+        recipe = result.recipe or recipe  # 'auto' settings resolved from the data: the values actually used
         stages.done()
         if "num_classes" not in info:
             result.notes.append("the graph has no labels: unsupervised metrics only, no confusion matrix")

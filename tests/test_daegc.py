@@ -228,3 +228,83 @@ def test_step_refresh_equals_inference_refresh():
     model.head.target = torch.full_like(expected, 1.0 / 3)
     model.loss(data, refresh_target=True)
     assert torch.allclose(model.head.target, expected, atol=1e-6)
+
+
+def _asymmetric_graph():
+    """Five nodes, unequal degrees, one directed-only edge pair and a triangle: no symmetry to hide a term."""
+    edges = torch.tensor([[0, 1, 1, 2, 2, 0, 2, 3, 3, 4, 4, 1, 0, 3],
+                          [1, 0, 2, 1, 0, 2, 3, 2, 4, 3, 1, 4, 3, 0]])
+    return edges, 5
+
+
+def test_root_weight_layer_matches_the_dense_paper_equations_plus_root(device):
+    edges, n = _asymmetric_graph()
+    edges = edges.to(device)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(n, 3, generator=gen, dtype=torch.float64).to(device)
+    conv = ProximityAttentionConv(3, 2, root_weight=True).double().to(device)
+    with torch.no_grad():
+        conv.bias.copy_(torch.tensor([0.3, -0.2]))
+        conv.att_self.mul_(4.0)  # logits far from zero: a missing M or a swapped vector changes the softmax
+    m = dense_proximity(edges.cpu(), n).to(device)
+    wx = x @ conv.lin.weight.t()
+    scores_self, scores_neighbour = wx @ conv.att_self[0], wx @ conv.att_neighbor[0]
+    allowed = to_dense_adj(edges, max_num_nodes=n)[0].bool() | torch.eye(n, dtype=torch.bool, device=device)
+    logits = torch.nn.functional.leaky_relu(m * (scores_self[:, None] + scores_neighbour[None, :]), 0.2)
+    alpha = torch.softmax(logits.masked_fill(~allowed, float("-inf")), dim=1)  # row i attends over N(i) + i
+    expected = alpha @ wx + x @ conv.lin_root.weight.t() + conv.bias
+    assert torch.allclose(conv(x, edges), expected, atol=1e-12)
+    plain = ProximityAttentionConv(3, 2).double().to(device)
+    plain.load_state_dict({k: v for k, v in conv.state_dict().items() if not k.startswith("lin_root")})
+    assert not torch.allclose(plain(x, edges), expected, atol=1e-3)  # the root term matters on this fixture
+    assert "root_weight=True" in repr(conv) and plain.lin_root is None
+
+
+@pytest.mark.parametrize("hidden", [32, 4])  # wider than the input (projected per chunk) and narrower
+def test_layerwise_inference_equals_forward_with_root_weight(hidden):
+    data = attributed_sbm(90, 3, 6, num_features=8, seed=1)
+    model = DAEGC(8, 3, hidden_channels=hidden, embedding_channels=4, feature_weight=0.7).double().eval()
+    data.x = data.x.double()
+    expected = model.embed(data.x, data.edge_index)
+    for chunk in (7, 1000):
+        assert torch.allclose(model.embed_data(data, chunk_size=chunk), expected, atol=1e-12)
+
+
+def test_feature_loss_is_the_relative_squared_error_and_enters_every_loss_with_its_weight():
+    seed_everything(0)
+    data = attributed_sbm(60, 3, 6, num_features=5, seed=2)
+    data.x = data.x * torch.tensor([1.0, 3.0, 0.5, 2.0, 1.0]) + 4.0  # uncentred, unequal scales
+    model = DAEGC(5, 3, hidden_channels=8, embedding_channels=4, feature_weight=0.7).eval()  # no dropout
+    model.head.initialize(model.embed_data(data), n_init=1, seed=0)
+    model.head.refresh_target(model.predict_proba(data))
+    z = model.embed(data.x, data.edge_index)
+    decoded = z @ model.feature_decoder.weight.t() + model.feature_decoder.bias
+    expected = ((decoded - data.x) ** 2).sum() / ((data.x - data.x.mean(0)) ** 2).sum()
+    assert torch.allclose(model.feature_loss(z, data.x), expected)
+    assert torch.allclose(model.feature_loss(z, data.x.to_sparse()), expected)
+    for out, terms in ((model.pretrain_loss(data), ("recon",)), (model.loss(data), ("recon", "cluster"))):
+        assert torch.allclose(out.components["features"], expected)
+        rest = sum(out.components[t] * (model.gamma if t == "cluster" else 1.0) for t in terms)
+        assert torch.allclose(out.total, rest + 0.7 * expected)  # weighted by feature_weight, not 1
+    paper = DAEGC(5, 3, hidden_channels=8, embedding_channels=4)
+    assert paper.feature_decoder is None and "features" not in paper.pretrain_loss(data).components
+    with pytest.raises(ValueError, match="feature_weight > 0"):
+        paper.feature_loss(z, data.x)
+    with pytest.raises(ValueError, match="feature_weight"):
+        DAEGC(5, 3, feature_weight=-1.0)
+
+
+@requires_sampler
+def test_minibatch_feature_loss_uses_the_seeds_rows():
+    from pyg_em.recipes import daegc_neighbor_loader
+
+    seed_everything(0)
+    data = attributed_sbm(120, 3, 6, num_features=5, seed=2)
+    model = DAEGC(5, 3, hidden_channels=8, embedding_channels=4, feature_weight=0.5).eval()
+    batch = next(iter(daegc_neighbor_loader(data, 40, [4, 3], seed_features=True)))
+    seeds = batch.n_id[: batch.batch_size]
+    assert torch.equal(batch.seed_x, data.x[seeds])
+    out = model.pretrain_loss_batch(batch)
+    z = model.embed(batch.x, batch.edge_index, graph=batch.proximity_graph)[: batch.batch_size]
+    assert torch.allclose(out.components["features"], model.feature_loss(z, data.x[seeds]))
+    assert torch.allclose(out.total, out.components["recon"] + 0.5 * out.components["features"])

@@ -131,6 +131,11 @@ def test_daegc_on_an_edge_list_writes_clusters_and_predict_reproduces_them(tmp_p
     ids, clusters = read_assignments(out / "assignments.csv")
     assert len(ids) == 2000 and ids[0].startswith("n") and set(clusters.tolist()) <= {0, 1, 2, 3}
     assert (out / "model.pt").is_file() and np.load(out / "embedding.npy").shape == (2000, 16)
+    # clustered features: 'auto' switched the feature reconstruction and the root terms on, and the report
+    # holds the number used; predict below rebuilds that architecture from model.pt
+    import json
+
+    assert json.loads((out / "report.json").read_text())["config"]["daegc"]["feature_weight"] > 0
     from pyg_em.metrics import clustering_metrics
 
     order = torch.tensor([int(i[1:]) for i in ids])

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from pyg_em.cli import main
 from pyg_em.datasets import attributed_sbm
 from pyg_em.recipes import (
     RECIPES,
+    ConfigError,
     DAEGCRecipe,
     GAERecipe,
     GEMRecipe,
@@ -64,6 +66,8 @@ def test_cli_report_records_every_setting_of_the_recipe(method, tmp_path):
         key = "num_layers" if method == "gem" else "epochs"
         assert settings[key] == 2
     changed = {k: v for k, v in settings.items() if v != recipe.settings()[k]}
+    if method == "daegc":  # 'auto' is resolved from the data: the report holds the number that was used
+        assert recipe.feature_weight == "auto" and isinstance(changed.pop("feature_weight"), float)
     assert set(changed) <= {"epochs", "num_layers", "pretrain_steps", "hidden_channels", "feature_dim", "kl_weight"}
 
 
@@ -166,3 +170,79 @@ def test_settings_accept_numpy_numbers():
 
     split = link_split(attributed_sbm(**SBM), val_ratio=np.float32(0.1), test_ratio=np.float64(0.1), seed=0)
     assert split.val.pos_edge_label_index.size(1) > 0
+
+
+def _hand_silhouette(x, labels):
+    """The silhouette by its definition (mean over points of (b - a) / max(a, b)), with NumPy distances."""
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    values = []
+    for i in range(len(x)):
+        own = labels == labels[i]
+        a = d[i, own].sum() / (own.sum() - 1)
+        b = min(d[i, labels == c].mean() for c in set(labels.tolist()) if c != labels[i])
+        values.append((b - a) / max(a, b))
+    return float(np.mean(values))
+
+
+def test_feature_silhouette_against_its_definition_and_edge_cases():
+    from pyg_em.clusters import feature_silhouette
+
+    gen = torch.Generator().manual_seed(0)
+    sizes = [30, 12, 20]  # unequal clusters
+    centres = torch.tensor([[0.0, 0.0, 0.0], [9.0, 1.0, 0.0], [0.0, 8.0, 5.0]])
+    truth = torch.cat([torch.full((s,), c) for c, s in enumerate(sizes)])
+    x = centres[truth] + 0.6 * torch.randn(len(truth), 3, generator=gen)
+    # separated blobs: k-means finds the true partition, so the silhouette is that of the truth
+    expected = _hand_silhouette(x.double().numpy(), truth.numpy())
+    assert feature_silhouette(x, 3) == pytest.approx(expected, rel=1e-9)
+    assert feature_silhouette(x.to_sparse(), 3) == pytest.approx(expected, rel=1e-9)
+    noise = torch.randn(400, 8, generator=gen)
+    assert feature_silhouette(noise, 3) < 0.2 < expected
+    assert feature_silhouette(torch.ones(20, 4), 2) == 0.0  # featureless graphs: nothing to keep
+    # bag of words without structure, where k-means isolates one outlying row on each side: the plain silhouette
+    # of that partition reads 0.11, as high as clustered features; without the outlier clusters it is 0
+    words = (torch.rand(600, 800, generator=torch.Generator().manual_seed(3)) < 0.025).double()
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    plain = KMeans(3, n_init=5, random_state=0).fit_predict(words.numpy())
+    assert sorted(np.bincount(plain))[:2] == [1, 1] and silhouette_score(words.numpy(), plain) > 0.1
+    assert feature_silhouette(words, 3) == 0.0
+    sample = feature_silhouette(noise, 3, sample_size=50)
+    assert sample != feature_silhouette(noise, 3)  # the sample is really taken
+    with pytest.raises(ValueError, match="NaN"):
+        feature_silhouette(torch.tensor([[0.0, float("nan")], [1.0, 2.0], [3.0, 1.0]]), 2)
+    with pytest.raises(ValueError, match="n_clusters"):
+        feature_silhouette(x, 1)
+
+
+def test_auto_feature_weight_rule():
+    from pyg_em.recipes import auto_feature_weight
+
+    assert auto_feature_weight(0.004) == 0.0 and auto_feature_weight(0.02) == 0.0  # bag-of-words: the paper's model
+    assert auto_feature_weight(0.05) == pytest.approx(40 * 0.025)
+    assert auto_feature_weight(0.5) == 3.0  # capped
+
+
+def test_daegc_recipe_resolves_auto_feature_weight_and_records_it(tmp_path):
+    from pyg_em.recipes import load_model, save_model
+
+    clustered = attributed_sbm(200, 3, 6.0, p_in_ratio=1.5, num_features=8, feature_noise=0.5, seed=0)
+    recipe = DAEGCRecipe(pretrain_steps=3, epochs=2, n_init=2, hidden_channels=16)
+    with pytest.raises(ValueError, match="resolve 'auto'"):
+        recipe.build_model(8, 3)
+    resolved, notes = recipe.resolved(clustered, 3)
+    assert recipe.feature_weight == "auto" and resolved.feature_weight == 3.0 and "feature_weight auto" in notes[0]
+    result = recipe.run(clustered, seed=0)
+    assert result.recipe.feature_weight == 3.0 and result.model.feature_weight == 3.0
+    assert result.model.conv1.root_weight and result.notes == notes and "features" in result.history
+    words = attributed_sbm(600, 3, 6.0, num_features=8, seed=0)
+    words.x = (torch.rand(600, 800, generator=torch.Generator().manual_seed(0)) < 0.025).float()  # bag of words
+    assert recipe.resolved(words, 3)[0].feature_weight == 0.0
+    assert DAEGCRecipe.paper().resolved(clustered, 3) == (DAEGCRecipe.paper(), [])
+    with pytest.raises(ConfigError, match="feature_weight"):
+        DAEGCRecipe().with_settings(feature_weight="high")
+    # model.pt keeps the resolved weight: the rebuilt model has the root terms and assigns identically
+    path = save_model(tmp_path / "model.pt", result.recipe, result.model, 8, 3)
+    again, model, _ = load_model(path)
+    assert again.feature_weight == 3.0 and torch.equal(again.assign(model, clustered)[0], result.labels)

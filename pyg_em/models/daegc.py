@@ -26,11 +26,18 @@ class DAEGC(ClusteringModel):
         Z = \operatorname{normalize}\big(\mathrm{ELU}(\mathrm{PAConv}_2(\mathrm{ELU}(\mathrm{PAConv}_1(X, A)), A))\big),
         \qquad
         \hat A_{ij} = \sigma(z_i^\top z_j), \qquad
-        \mathcal{L} = \mathcal{L}_r + \gamma\,\mathrm{KL}(P \,\|\, Q)
+        \mathcal{L} = \mathcal{L}_r + \gamma\,\mathrm{KL}(P \,\|\, Q) + \lambda\,\mathcal{L}_x, \qquad
+        \mathcal{L}_x = \frac{\lVert Z W_x + b_x - X \rVert_F^2}{\lVert X - \bar X \rVert_F^2}
 
     :math:`\mathrm{PAConv}` is :class:`~pyg_em.nn.ProximityAttentionConv`, :math:`\mathcal{L}_r` the binary
     cross-entropy on the graph's edges and ``neg_ratio`` times as many sampled non-edges, and :math:`P, Q` come
-    from :class:`~pyg_em.clusters.DECClusterHead`. The model holds the losses only;
+    from :class:`~pyg_em.clusters.DECClusterHead`. With ``feature_weight`` :math:`\lambda > 0` (not in the paper)
+    both layers get a root term (``root_weight``) and a linear decoder reconstructs the features from :math:`Z`:
+    :math:`\mathcal{L}_x` is the squared error relative to the features' total variance (:math:`\bar X` the
+    column means; scale-free, so :math:`\lambda` means the same on any features). On a graph whose edges mix the
+    clusters, the graph term alone learns the noise and averages informative features away; the feature term
+    keeps them (see :class:`~pyg_em.recipes.DAEGCRecipe`, whose default sets :math:`\lambda` from the data).
+    With :math:`\lambda = 0` the model is the paper's. The model holds the losses only;
     :func:`pyg_em.recipes.fit_daegc` (or :class:`pyg_em.recipes.DAEGCRecipe`) runs the paper's protocol:
     reconstruction pretraining, k-means initialisation of the centres, then self-training with :math:`P`
     refreshed every ``update_interval`` epochs — full batch, or with
@@ -47,6 +54,8 @@ class DAEGC(ClusteringModel):
         neg_ratio (float): Sampled non-edges per edge in :math:`\mathcal{L}_r`. (default: :obj:`3.0`)
         dropout (float): Dropout on the attention coefficients during reconstruction pretraining (self-training
             runs without it, as in the paper). (default: :obj:`0.5`)
+        feature_weight (float): Weight :math:`\lambda` of the feature reconstruction; ``> 0`` also adds the
+            layers' root terms. (default: :obj:`0.0`, the paper's model)
 
     Shapes:
         - **input:** :class:`~torch_geometric.data.Data` with ``x`` :math:`(N, F)` and ``edge_index``
@@ -56,18 +65,22 @@ class DAEGC(ClusteringModel):
 
     def __init__(self, in_channels: int, n_clusters: int, hidden_channels: int = 256, embedding_channels: int = 16,
                  gamma: float = 10.0, update_interval: int = 1, alpha: float = 1.0, neg_ratio: float = 3.0,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5, feature_weight: float = 0.0) -> None:
         super().__init__(n_clusters)
         self.update_interval = check_positive_int(update_interval, "update_interval")
         self.gamma = check_positive(gamma, "gamma", allow_zero=True)
         self.neg_ratio = check_positive(neg_ratio, "neg_ratio")
+        self.feature_weight = check_positive(feature_weight, "feature_weight", allow_zero=True)
+        root = self.feature_weight > 0
         # Both layers attend over the same graph: one shared cache computes M once per (mini-batch) graph.
         shared = TensorKeyedCache()
-        self.conv1 = ProximityAttentionConv(in_channels, hidden_channels, dropout=dropout, proximity_cache=shared)
+        self.conv1 = ProximityAttentionConv(in_channels, hidden_channels, dropout=dropout, proximity_cache=shared,
+                                            root_weight=root)
         self.conv2 = ProximityAttentionConv(hidden_channels, embedding_channels, dropout=dropout,
-                                            proximity_cache=shared)
+                                            proximity_cache=shared, root_weight=root)
         self.head = DECClusterHead(n_clusters, embedding_channels, alpha)
         self.decoder = InnerProductDecoder()
+        self.feature_decoder = torch.nn.Linear(embedding_channels, in_channels) if root else None
         self._edge_key_cache = TensorKeyedCache()
         self.reset_parameters()
 
@@ -113,29 +126,38 @@ class DAEGC(ClusteringModel):
             chunks = range(0, x.size(0), chunk_size)
             narrow = x.layout == torch.strided and self.conv1.in_channels <= self.conv1.out_channels
             bars = tqdm(total=2 * len(chunks), desc="inference", disable=not progress, leave=False)
+            root2 = None
             if narrow:
                 scores = self.conv1.input_scores(x)
                 h = x.new_empty(x.size(0), self.conv2.out_channels)  # layer 2's projection of layer 1's output
+                if self.conv2.root_weight:
+                    root2 = torch.empty_like(h)
                 for start in chunks:
                     stop = min(start + chunk_size, x.size(0))
                     rows = F.elu(self.conv1.forward_rows_from_input(x, scores, graph, start, stop))
                     h[start:stop] = self.conv2.lin(rows)
+                    if root2 is not None:
+                        root2[start:stop] = self.conv2.lin_root(rows)
                     bars.update()
             else:
-                h = self.conv2.project(self._layer_rows(self.conv1, self.conv1.project(x), graph, chunks, bars))
-            out = self._layer_rows(self.conv2, h, graph, chunks, bars)
+                hidden = self._layer_rows(self.conv1, self.conv1.project(x), graph, chunks, bars,
+                                          self.conv1.project_root(x))
+                h, root2 = self.conv2.project(hidden), self.conv2.project_root(hidden)
+            out = self._layer_rows(self.conv2, h, graph, chunks, bars, root2)
             bars.close()
             return F.normalize(out, p=2, dim=-1)
         finally:
             self.train(was_training)
 
     @staticmethod
-    def _layer_rows(conv: ProximityAttentionConv, h: Tensor, graph: ProximityGraph, chunks: range, bars) -> Tensor:
-        """ELU of ``conv``'s output for every node from its projection ``h``, chunk by chunk."""
+    def _layer_rows(conv: ProximityAttentionConv, h: Tensor, graph: ProximityGraph, chunks: range, bars,
+                    root: Tensor | None = None) -> Tensor:
+        """ELU of ``conv``'s output for every node from its projection ``h`` (and root term), chunk by chunk."""
         out = h.new_empty(h.size(0), conv.out_channels)
         for start in chunks:
             stop = min(start + chunks.step, h.size(0))
-            out[start:stop] = F.elu(conv.forward_rows(h, graph, start, stop))
+            rows = None if root is None else root[start:stop]
+            out[start:stop] = F.elu(conv.forward_rows(h, graph, start, stop, rows))
             bars.update()
         return out
 
@@ -188,13 +210,40 @@ class DAEGC(ClusteringModel):
         neg_nll = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
         return pos_loss + masked_mean(neg_nll, is_negative)
 
+    def feature_loss(self, z: Tensor, x: Tensor) -> Tensor:
+        r"""Relative squared error of the feature reconstruction,
+        :math:`\lVert Z W_x + b_x - X \rVert_F^2 / \lVert X - \bar X \rVert_F^2` over the rows given
+        (every node in full batch, the seeds of a mini-batch); :math:`\bar X` holds the column means of these
+        rows. Needs ``feature_weight > 0`` (the decoder exists only then).
+
+        Args:
+            z (Tensor): Embeddings :math:`(n, D)`.
+            x (Tensor): Their feature rows :math:`(n, F)`, dense or sparse (densified: ``n`` rows only).
+        """
+        if self.feature_decoder is None:
+            raise ValueError("DAEGC.feature_loss needs feature_weight > 0 (the model has no feature decoder); "
+                             "build it with DAEGC(..., feature_weight=0.5)")
+        x = x.to_dense() if x.layout != torch.strided else x
+        x = x.to(z.dtype)
+        total = (x - x.mean(dim=0, keepdim=True)).pow(2).sum()
+        # A constant feature matrix has no variance to explain: the clamp turns 0/0 into 0, not NaN.
+        return (self.feature_decoder(z) - x).pow(2).sum() / total.clamp_min(torch.finfo(z.dtype).tiny)
+
+    def _with_features(self, parts: dict[str, Tensor], total: Tensor, z: Tensor, x: Tensor) -> LossOutput:
+        r"""``total`` plus :math:`\lambda\,\mathcal{L}_x` (and its part) when ``feature_weight > 0``."""
+        if self.feature_weight > 0:
+            parts["features"] = self.feature_loss(z, x)
+            total = total + self.feature_weight * parts["features"]
+        return LossOutput(total, parts)
+
     # -- losses -----------------------------------------------------------------------------------------
     def pretrain_loss(self, data: Data) -> LossOutput:
-        """Full-batch reconstruction loss of the pretraining phase (no clustering term)."""
+        r"""Full-batch reconstruction loss of the pretraining phase (no clustering term): the graph's, plus
+        :math:`\lambda\,\mathcal{L}_x` when ``feature_weight > 0``."""
         check_graph_data(data, require_edges=True, positive_weighted_degree=True)  # sync-free inside a Trainer
         z = self.embed(data.x, data.edge_index, getattr(data, "edge_weight", None))
         recon = self.recon_loss(z, data.edge_index)
-        return LossOutput(recon, {"recon": recon})
+        return self._with_features({"recon": recon}, recon, z, data.x)
 
     def loss(self, data: Data, refresh_target: bool = False) -> LossOutput:
         """Full-batch self-training loss; ``refresh_target=True`` first recomputes :math:`P` from this step's
@@ -206,7 +255,7 @@ class DAEGC(ClusteringModel):
         if refresh_target:
             self.head.refresh_target(q)
         cluster = self.head.kl_loss(q)
-        return LossOutput(recon + self.gamma * cluster, {"recon": recon, "cluster": cluster})
+        return self._with_features({"recon": recon, "cluster": cluster}, recon + self.gamma * cluster, z, data.x)
 
     def _batch_parts(self, batch: Data) -> tuple[Tensor, int, Tensor]:
         """Embeddings of the sampled subgraph, the seed count, and the seeds' sampled edges (seed -> neighbour).
@@ -247,8 +296,8 @@ class DAEGC(ClusteringModel):
     def pretrain_loss_batch(self, batch: Data, forbidden: Tensor | None = None,
                             num_nodes: int | None = None) -> LossOutput:
         """Reconstruction loss of one ``NeighborLoader`` batch (see :meth:`loss_batch` for the arguments)."""
-        _, recon, _ = self._batch_recon(batch, forbidden, num_nodes)
-        return LossOutput(recon, {"recon": recon})
+        z, recon, seeds = self._batch_recon(batch, forbidden, num_nodes)
+        return self._with_features({"recon": recon}, recon, z[:seeds], self._seed_features(batch))
 
     def loss_batch(self, batch: Data, forbidden: Tensor | None = None, num_nodes: int | None = None) -> LossOutput:
         """Self-training loss of one ``NeighborLoader`` batch: reconstruction on the seeds' sampled edges plus
@@ -265,7 +314,21 @@ class DAEGC(ClusteringModel):
         """
         z, recon, seeds = self._batch_recon(batch, forbidden, num_nodes)
         cluster = self.head.kl_loss(self.head.soft_assignment(z[:seeds]), batch.n_id[:seeds])
-        return LossOutput(recon + self.gamma * cluster, {"recon": recon, "cluster": cluster})
+        return self._with_features({"recon": recon, "cluster": cluster}, recon + self.gamma * cluster, z[:seeds],
+                                   self._seed_features(batch))
+
+    def _seed_features(self, batch: Data) -> Tensor | None:
+        """The seeds' feature rows: ``batch.seed_x`` (dense, gathered by the loader of
+        :func:`~pyg_em.recipes.fit_daegc`), else the first ``batch_size`` rows of a dense ``batch.x``."""
+        if self.feature_weight == 0:
+            return None
+        seed_x = getattr(batch, "seed_x", None)
+        if seed_x is not None:
+            return seed_x
+        if batch.x.layout != torch.strided:
+            raise ValueError("DAEGC with feature_weight > 0 needs the seeds' dense feature rows of a sparse batch: "
+                             "batch.seed_x, as the loader of pyg_em.recipes.fit_daegc(batch_size=...) adds")
+        return batch.x[: batch.batch_size]
 
     # -- clustering -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -288,5 +351,8 @@ class DAEGC(ClusteringModel):
         return self.head.soft_assignment(self.embed_data(data, progress=progress))
 
     def __repr__(self) -> str:
+        weight = getattr(self, "feature_weight", 0.0)  # never raise, even on a half-built model
+        features = f", feature_weight={weight:g}" if weight > 0 else ""
         return (f"{self.__class__.__name__}({self.conv1.in_channels}, n_clusters={self.n_clusters}, "
-                f"hidden={self.conv1.out_channels}, embedding={self.conv2.out_channels}, gamma={self.gamma})")
+                f"hidden={self.conv1.out_channels}, embedding={self.conv2.out_channels}, gamma={self.gamma}"
+                f"{features})")

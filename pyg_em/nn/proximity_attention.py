@@ -190,8 +190,14 @@ class ProximityAttentionConv(MessagePassing):
         \Big(\operatorname{LeakyReLU}\big(M_{ij}\,(\mathbf{a}_{s}^\top \mathbf{W}\mathbf{h}_i
         + \mathbf{a}_{n}^\top \mathbf{W}\mathbf{h}_j)\big)\Big), \qquad
         \mathbf{h}'_i = \sum_j \alpha_{ij} \mathbf{W}\mathbf{h}_j
+        \;\big[+\, \mathbf{W}_{r}\mathbf{h}_i\big]
 
     with :math:`M = (T + T^2)/2` and :math:`T` the row-normalised adjacency (see :func:`transition_proximity`).
+    The bracketed root term (``root_weight=True``, as in PyG's ``SAGEConv``/``TransformerConv``) is not in the
+    paper: it passes a node's own input past the attention average. Attention of this form cannot single out the
+    node itself (its ranking of :math:`j` ignores :math:`i`, and :math:`M` scales the logits towards uniform), so
+    without it two layers average each node's features with those of its two-hop neighbourhood, which on a noisy
+    graph washes out informative features.
     :math:`M` is computed sparsely and cached per graph (recomputed whenever ``edge_index``/``edge_weight``
     change, so a new mini-batch never sees a stale cache).
 
@@ -206,6 +212,8 @@ class ProximityAttentionConv(MessagePassing):
         proximity_cache (TensorKeyedCache, optional): Cache of :math:`M` and its sparse pattern; pass one
             instance to every layer that runs on the same graph (as :class:`~pyg_em.models.DAEGC` does), so a new
             mini-batch computes :math:`M` once instead of once per layer. (default: a cache of its own)
+        root_weight (bool): Add the root term :math:`\mathbf{W}_r\mathbf{h}_i` (``self.lin_root``).
+            (default: :obj:`False`)
 
     Shapes:
         - **input:** node features :math:`(N, F_{in})`, edge indices :math:`(2, E)`, optional edge weights
@@ -215,11 +223,12 @@ class ProximityAttentionConv(MessagePassing):
 
     def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2, dropout: float = 0.0,
                  bias: bool = True, sparse_input: bool | None = None,
-                 proximity_cache: TensorKeyedCache | None = None) -> None:
+                 proximity_cache: TensorKeyedCache | None = None, root_weight: bool = False) -> None:
         super().__init__(aggr="add", node_dim=0)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.negative_slope, self.dropout = negative_slope, dropout
         self.lin = torch.nn.Linear(in_channels, out_channels, bias=False)
+        self.lin_root = torch.nn.Linear(in_channels, out_channels, bias=False) if root_weight else None
         self.att_self = Parameter(torch.empty(1, out_channels))
         self.att_neighbor = Parameter(torch.empty(1, out_channels))
         self.bias = Parameter(torch.empty(out_channels)) if bias else None
@@ -232,6 +241,8 @@ class ProximityAttentionConv(MessagePassing):
         """Re-initialise the projection (PyTorch default), the attention vectors (Glorot) and the bias (zero)."""
         super().reset_parameters()
         self.lin.reset_parameters()
+        if self.lin_root is not None:
+            self.lin_root.reset_parameters()
         glorot(self.att_self)
         glorot(self.att_neighbor)
         if self.bias is not None:
@@ -250,19 +261,32 @@ class ProximityAttentionConv(MessagePassing):
         graph = self.graph(edge_index, num_nodes, edge_weight)
         return graph.index, graph.values
 
+    @property
+    def root_weight(self) -> bool:
+        """Whether the layer adds the root term :math:`\\mathbf{W}_r\\mathbf{h}_i`."""
+        return self.lin_root is not None
+
     def project(self, x: Tensor) -> Tensor:
         """:math:`\\mathbf{W}\\mathbf{x}_i` for every node, as a sparse product for constant sparse features.
 
         Sparse CSR input (mini-batch rows gathered by :class:`~pyg_em.nn.FeatureRows`) is used as it is, its
         transpose built by one sort of its entries; dense input is converted once per feature tensor.
         """
+        return self._project_with(self.lin, x)
+
+    def project_root(self, x: Tensor) -> Tensor | None:
+        """The root term :math:`\\mathbf{W}_r\\mathbf{x}_i` of every node (``None`` without ``root_weight``),
+        by the same sparse-aware product as :meth:`project`."""
+        return None if self.lin_root is None else self._project_with(self.lin_root, x)
+
+    def _project_with(self, lin: torch.nn.Linear, x: Tensor) -> Tensor:
         if x.requires_grad or self.sparse_input is False:
-            return self.lin(x)
+            return lin(x)
         if x.layout == torch.sparse_csr:  # not cached: a batch's rows would evict the whole graph's features
             x, x_t = csr_pair(x)
-            return constant_sparse_matmul(x, x_t, self.lin.weight.t())
+            return constant_sparse_matmul(x, x_t, lin.weight.t())
         if x.layout != torch.strided:
-            return self.lin(x)
+            return lin(x)
 
         def compute() -> tuple[Tensor, Tensor] | None:
             if self.sparse_input is None and float((x != 0).float().mean()) > 0.1:
@@ -271,8 +295,8 @@ class ProximityAttentionConv(MessagePassing):
 
         pair = self._sparse_x_cache.get((x,), compute)
         if pair is None:
-            return self.lin(x)
-        return constant_sparse_matmul(pair[0], pair[1], self.lin.weight.t())
+            return lin(x)
+        return constant_sparse_matmul(pair[0], pair[1], lin.weight.t())
 
     def _alpha(self, h_target: Tensor, h_source: Tensor, prox: Tensor, target: Tensor, source: Tensor,
                num_targets: int) -> Tensor:
@@ -310,19 +334,28 @@ class ProximityAttentionConv(MessagePassing):
         # One sparse product instead of propagate()'s gather-multiply-scatter: the (E, F) message array it
         # allocates in both passes made up most of a DAEGC step on CPU (see pyg_em.nn.sparse_matmul).
         out = edge_value_matmul(alpha, h, graph.csr)
+        if self.lin_root is not None:
+            out = out + self.project_root(x)
         return out + self.bias if self.bias is not None else out
 
     @torch.no_grad()
-    def forward_rows(self, h: Tensor, graph: ProximityGraph, start: int, stop: int) -> Tensor:
+    def forward_rows(self, h: Tensor, graph: ProximityGraph, start: int, stop: int,
+                     root: Tensor | None = None) -> Tensor:
         r"""The outputs of nodes ``start`` to ``stop - 1`` of the full graph, without dropout (inference).
 
         ``h`` is :meth:`project` of *every* node; only the attention rows of the chunk are formed, so the
-        memory above ``h`` is bounded by the chunk's edges. Chunks over all nodes reproduce :meth:`forward` in
-        evaluation mode (the layer-wise inference of :meth:`pyg_em.models.DAEGC.embed_data`).
+        memory above ``h`` is bounded by the chunk's edges. ``root`` is the chunk's root term
+        (:meth:`project_root` of its input rows), required with ``root_weight``. Chunks over all nodes reproduce
+        :meth:`forward` in evaluation mode (the layer-wise inference of :meth:`pyg_em.models.DAEGC.embed_data`).
         """
+        if (root is None) != (self.lin_root is None):
+            raise ValueError("forward_rows(root=...) takes the chunk's root term exactly when the layer has "
+                             f"root_weight (root_weight={self.root_weight}, root given: {root is not None})")
         local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
         alpha = self._alpha(h[start:stop], h, prox, rows, cols, stop - start)
         out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
+        if root is not None:
+            out = out + root
         return out + self.bias if self.bias is not None else out
 
     @torch.no_grad()
@@ -346,7 +379,10 @@ class ProximityAttentionConv(MessagePassing):
         local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
         alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
         out = self.lin(torch.sparse.mm(_csr(local_crow, cols, alpha.to(x.dtype), (stop - start, x.size(0))), x))
+        if self.lin_root is not None:
+            out = out + self.lin_root(x[start:stop])
         return out + self.bias if self.bias is not None else out
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels})"
+        root = ", root_weight=True" if self.lin_root is not None else ""
+        return f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}{root})"

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from pyg_em.recipes.artifacts import MODEL_FORMAT, load_model, save_model
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, check_setting, clustering_report, resolve_n_clusters
 from pyg_em.recipes.baselines import KMeansRecipe, SpectralRecipe
-from pyg_em.recipes.daegc import DAEGCRecipe, check_num_neighbors, daegc_neighbor_loader, fit_daegc
+from pyg_em.recipes.daegc import (
+    DAEGCRecipe,
+    auto_feature_weight,
+    check_num_neighbors,
+    daegc_neighbor_loader,
+    fit_daegc,
+)
 from pyg_em.recipes.gem import GEMRecipe
 from pyg_em.recipes.link_prediction import GAERecipe, VGAERecipe, fit_link_prediction, link_neighbor_loader
 
@@ -59,5 +65,6 @@ def list_recipes() -> list[tuple[str, str, str]]:
 
 __all__ = ["RECIPES", "get_recipe", "list_recipes", "Recipe", "RecipeResult", "ConfigError", "check_setting",
            "clustering_report", "resolve_n_clusters", "GAERecipe", "VGAERecipe", "DAEGCRecipe", "GEMRecipe",
-           "KMeansRecipe", "SpectralRecipe", "fit_link_prediction", "fit_daegc", "link_neighbor_loader",
-           "save_model", "load_model", "MODEL_FORMAT", "daegc_neighbor_loader", "check_num_neighbors"]
+           "KMeansRecipe", "SpectralRecipe", "fit_link_prediction", "fit_daegc", "auto_feature_weight",
+           "link_neighbor_loader", "save_model", "load_model", "MODEL_FORMAT", "daegc_neighbor_loader",
+           "check_num_neighbors"]

@@ -105,6 +105,8 @@ class RecipeResult:
         selected_epoch (int, optional): The epoch whose weights were kept (validation-based selection).
             (default: :obj:`None`)
         x_label (str): What one history step is, for the plots' x-axis. (default: :obj:`'epoch'`)
+        recipe (Recipe, optional): The recipe as run, with every ``'auto'`` setting resolved from the data (what
+            ``report.json`` and ``model.pt`` record); ``None`` when nothing was resolved. (default: :obj:`None`)
     """
 
     metrics: dict[str, float]
@@ -118,6 +120,7 @@ class RecipeResult:
     link_scores: dict[str, torch.Tensor] | None = None
     selected_epoch: int | None = None
     x_label: str = "epoch"
+    recipe: Recipe | None = None
 
 
 @dataclass
