@@ -55,9 +55,14 @@ RUN_DEFAULTS: dict[str, Any] = {
     "out": None,
     "progress": None,
     "deterministic": False,
+    "checkpoint_dir": None,
+    "resume": False,
 }
 _TYPES: dict[str, type] = {"dataset": str, "root": str, "features": str, "labels": str, "recipe": str, "seed": int,
-                           "device": str, "n_clusters": int, "out": str, "progress": bool, "deterministic": bool}
+                           "device": str, "n_clusters": int, "out": str, "progress": bool, "deterministic": bool,
+                           "checkpoint_dir": str, "resume": bool}
+#: Methods whose training writes per-epoch checkpoints (``--checkpoint-dir``) and resumes from them (``--resume``).
+CHECKPOINTING_METHODS = ("daegc",)
 #: Flags that set a recipe setting (``--epochs`` sets the recipe's own epoch count).
 RECIPE_FLAGS = ("epochs", "batch_size")
 PLOT_DEFAULTS: dict[str, Any] = {"embedding": "pca", "max_points": 5000, "dpi": 100}
@@ -112,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=None,
                      help="deterministic algorithms for bit-identical reruns (slower)")
     run.add_argument("--embedding", choices=PLOT_EMBEDDINGS, help="2-D projection for embedding.png (default: pca)")
+    run.add_argument("--checkpoint-dir", help="write an atomic checkpoint of each training phase after every epoch "
+                                              f"into this folder ({', '.join(CHECKPOINTING_METHODS)})")
+    run.add_argument("--resume", action="store_true", default=None,
+                     help="continue a killed run from --checkpoint-dir (same command and settings)")
     predict = sub.add_parser("predict", help="assign the nodes of a graph with a saved model (no retraining)")
     predict.add_argument("--model", required=True, help="a model.pt written by `pyg-em run ... --out DIR`")
     _add_data_arguments(predict, "folder for assignments.csv, embedding.npy and report.json")
@@ -342,6 +351,7 @@ def _run(args: argparse.Namespace) -> int:
     if world > 1 and run["device"] in (None, "auto"):
         run["device"] = _launch_device(None)  # each rank its own GPU (LOCAL_RANK), or the CPU
     recipe = _build_recipe(args.method, run, overrides)
+    checkpoints = _checkpoint_arguments(args.method, run)
     progress = (run["progress"] if run["progress"] is not None else sys.stderr.isatty()) and rank == 0
     stages = _Stages(["load", args.method, "report"], progress)
     timings: dict[str, float] = {}
@@ -363,7 +373,7 @@ def _run(args: argparse.Namespace) -> int:
         start = stages.start(f"running {args.method}")
         try:
             result = recipe.run(graph.data, n_clusters=run["n_clusters"], seed=run["seed"], device=run["device"],
-                                progress=progress)
+                                progress=progress, **checkpoints)
         except FloatingPointError as exc:  # the trainer's divergence report: epoch, last finite loss, a hint
             raise UsageError(f"{args.method}: training diverged: {exc}") from exc
         except (ValueError, TypeError) as exc:
@@ -392,6 +402,22 @@ def _run(args: argparse.Namespace) -> int:
 
         torch.distributed.destroy_process_group()
     return 0
+
+
+def _checkpoint_arguments(method: str, run: dict[str, Any]) -> dict[str, Any]:
+    """``checkpoint_dir``/``resume`` for :meth:`Recipe.run` of a checkpointing method (nothing otherwise)."""
+    if run["checkpoint_dir"] is None:
+        if run["resume"]:
+            raise UsageError("--resume needs --checkpoint-dir, the folder the killed run wrote its checkpoints to")
+        return {}
+    if method not in CHECKPOINTING_METHODS:
+        raise UsageError(f"--checkpoint-dir: {method} does not checkpoint its training (only "
+                         f"{', '.join(CHECKPOINTING_METHODS)} does); drop the flag")
+    folder = Path(run["checkpoint_dir"])
+    if run["resume"] and not folder.is_dir():
+        raise UsageError(f"--resume: --checkpoint-dir {str(folder)!r} does not exist; run once without --resume")
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"checkpoint_dir": folder, "resume": bool(run["resume"])}
 
 
 def _launch_device(device: str | None) -> str:

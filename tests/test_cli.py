@@ -362,3 +362,29 @@ def test_a_diverged_run_is_one_clear_error(tmp_path, capsys):
                  "encoder='gcn'"])
     err = capsys.readouterr().err
     assert code == 2 and "training diverged" in err and "Traceback" not in err
+
+
+def test_daegc_checkpoints_from_the_cli_and_resume_reproduces_the_run(tmp_path, capsys):
+    import torch
+
+    from pyg_em.datasets import attributed_sbm
+
+    data = attributed_sbm(150, 3, 8.0, num_features=6, seed=0)
+    torch.save(data, tmp_path / "g.pt")
+    ckpt = tmp_path / "ckpt"
+    base = ["run", "daegc", "--dataset", str(tmp_path / "g.pt"), "--epochs", "3", "--set", "pretrain_steps=4",
+            "--set", "hidden_channels=16", "--set", "n_init=2", "--embedding", "none", "--checkpoint-dir", str(ckpt)]
+    assert main([*base, "--out", str(tmp_path / "first")]) == 0
+    assert {p.name for p in ckpt.iterdir()} >= {"pretrain.ckpt", "self_train.ckpt"}
+    first = read_assignments(tmp_path / "first" / "assignments.csv")[1]
+    # killed during self-training: the finished pretraining is kept, k-means and self-training run again
+    (ckpt / "self_train.ckpt").unlink()
+    assert main([*base, "--resume", "--out", str(tmp_path / "again")]) == 0
+    assert torch.equal(read_assignments(tmp_path / "again" / "assignments.csv")[1], first)
+    capsys.readouterr()
+    assert main(["run", "daegc", "--dataset", "karate", "--resume"]) == 2
+    assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
+    assert main(["run", "gae", "--dataset", "karate", "--checkpoint-dir", str(ckpt)]) == 2
+    assert "gae does not checkpoint" in capsys.readouterr().err
+    assert main(["run", "daegc", "--dataset", "karate", "--resume", "--checkpoint-dir", str(tmp_path / "no")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -439,21 +439,25 @@ class DAEGCRecipe(Recipe):
                      update_interval=self.update_interval, neg_ratio=self.neg_ratio, dropout=self.dropout,
                      feature_weight=self.feature_weight)
 
-    def fit(self, model: DAEGC, data: Data, *, seed: int = 0, device: Any = None,
-            progress: bool | None = False) -> dict[str, list[float]]:
-        """:func:`fit_daegc` with this recipe's schedule."""
+    def fit(self, model: DAEGC, data: Data, *, seed: int = 0, device: Any = None, progress: bool | None = False,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> dict[str, list[float]]:
+        """:func:`fit_daegc` with this recipe's schedule (``checkpoint_dir``/``resume`` as there)."""
         return fit_daegc(model, data, pretrain_steps=self.pretrain_steps, epochs=self.epochs,
                          pretrain_lr=self.pretrain_lr, lr=self.lr, weight_decay=self.weight_decay,
                          n_init=self.n_init, seed=seed, batch_size=self.batch_size,
-                         num_neighbors=self.num_neighbors, device=device, progress=progress)
+                         num_neighbors=self.num_neighbors, device=device, progress=progress,
+                         checkpoint_dir=checkpoint_dir, resume=resume)
 
     def assign(self, model: torch.nn.Module, data: Data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         proba = model.predict_proba(data)
         return proba.argmax(dim=-1).cpu(), proba.cpu(), model.embed_data(data).cpu()
 
     def run(self, data: Data, *, n_clusters: int | None = None, seed: int = 0, device: Any = None,
-            progress: bool | None = False) -> RecipeResult:
-        """Build the model, :meth:`fit` it, and assign every node."""
+            progress: bool | None = False, checkpoint_dir: str | os.PathLike | None = None,
+            resume: bool = False) -> RecipeResult:
+        """Build the model, :meth:`fit` it, and assign every node; with ``checkpoint_dir`` both training phases
+        checkpoint every epoch and ``resume=True`` continues a killed run (``pyg-em run daegc --checkpoint-dir
+        DIR [--resume]``)."""
         n_clusters = resolve_n_clusters(data, n_clusters)
         check_n_clusters(n_clusters, data.num_nodes)
         start = time.perf_counter()
@@ -462,7 +466,8 @@ class DAEGCRecipe(Recipe):
         seed_everything(seed)
         model = recipe.build_model(data.num_features, n_clusters)
         start = time.perf_counter()
-        history = recipe.fit(model, data, seed=seed, device=device, progress=progress)
+        history = recipe.fit(model, data, seed=seed, device=device, progress=progress,
+                             checkpoint_dir=checkpoint_dir, resume=resume)
         fit_s = time.perf_counter() - start
         labels, proba, embedding = recipe.assign(model, data)
         return RecipeResult(metrics=clustering_report(data, labels, embedding), model=model, history=history,
