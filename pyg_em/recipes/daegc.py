@@ -469,8 +469,11 @@ class DAEGCRecipe(Recipe):
         history = recipe.fit(model, data, seed=seed, device=device, progress=progress,
                              checkpoint_dir=checkpoint_dir, resume=resume)
         fit_s = time.perf_counter() - start
+        timings, used = {"resolve_s": resolve_s, "fit_s": fit_s}, recipe if recipe is not self else None
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
+            # Under torchrun rank 0 alone reports and writes: the other ranks skip the whole-graph inference.
+            return RecipeResult(metrics={}, model=model, history=history, timings=timings, notes=notes, recipe=used)
         labels, proba, embedding = recipe.assign(model, data)
         return RecipeResult(metrics=clustering_report(data, labels, embedding), model=model, history=history,
-                            labels=labels, proba=proba, embedding=embedding,
-                            timings={"resolve_s": resolve_s, "fit_s": fit_s}, notes=notes,
-                            recipe=recipe if recipe is not self else None)
+                            labels=labels, proba=proba, embedding=embedding, timings=timings, notes=notes,
+                            recipe=used)
