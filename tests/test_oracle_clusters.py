@@ -58,3 +58,68 @@ def test_spectral_embedding_argument_errors():
         spectral_embedding(EDGES, 7, 7)
     with pytest.raises(ValueError, match="regularization must be >= 0, got -1.0"):
         spectral_embedding(EDGES, 7, 2, regularization=-1.0)
+
+
+def _blobs(n=1200, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[0.0, 0.0], [6.0, 1.0], [1.0, 7.0]])
+    return centres[torch.arange(n) % 3] + torch.randn(n, 2, generator=gen)
+
+
+def test_sampled_kmeans_is_reproducible_whatever_the_global_rng():
+    from pyg_em.clusters import kmeans
+
+    x = _blobs()
+    kwargs = {"n_init": 2, "exact_max_points": 500, "sample_size": 300}
+    torch.manual_seed(1)
+    labels, centres = kmeans(x, 3, seed=5, **kwargs)
+    torch.manual_seed(2)  # the sample is drawn from the seed's own generator, not the global one
+    again, centres_again = kmeans(x, 3, seed=5, **kwargs)
+    assert torch.equal(labels, again) and torch.equal(centres, centres_again)
+    # seed=None still works on the sampled path (a fresh k-means++, any valid partition).
+    labels, centres = kmeans(x, 3, seed=None, **kwargs)
+    assert labels.shape == (1200,) and set(labels.tolist()) == {0, 1, 2} and centres.shape == (3, 2)
+    with pytest.raises(ValueError, match=r"^x must have 2 dimensions, got shape \(1200,\)$"):
+        kmeans(x[:, 0], 3)
+
+
+def test_lloyd_pass_moves_a_centre_onto_its_single_point():
+    from pyg_em.clusters import lloyd_refine
+
+    x = torch.cat([_blobs(300), torch.tensor([[40.0, -30.0]])])
+    start = torch.tensor([[0.5, 0.5], [5.0, 1.5], [1.5, 6.0], [35.0, -25.0]])
+    labels, moved = lloyd_refine(x, start, max_iter=1)
+    assert int((labels == 3).sum()) == 1  # the far point alone is nearest to the fourth centre
+    assert torch.equal(moved[3], x[-1])  # the mean of one point is that point
+    for u in range(3):
+        assert torch.allclose(moved[u], x[:-1][labels[:-1] == u].mean(0), atol=1e-5)
+
+
+def test_mean_variance_in_chunks_is_the_population_variance_averaged_over_dimensions():
+    from pyg_em.clusters.kmeans import _mean_variance
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(23, 3, generator=gen) * torch.tensor([0.5, 2.0, 4.0]) + torch.tensor([10.0, -3.0, 1.0])
+    expected = float(((x.double() - x.double().mean(0)) ** 2).mean(0).mean())
+    for chunk_size in (100, 23, 7, 1):  # one chunk, an exact fit, a ragged last chunk, one row at a time
+        assert float(_mean_variance(x, chunk_size)) == pytest.approx(expected, rel=1e-9), chunk_size
+
+
+def test_spectral_clustering_uses_the_weights_and_passes_its_kmeans_options(monkeypatch):
+    import pyg_em.clusters.spectral as spectral_module
+    from pyg_em.clusters import spectral_clustering
+
+    # A path 0-1-2-3-4-5: unweighted, it splits in the middle; a weak link (3, 4) moves the cut there.
+    pairs = [(i, i + 1) for i in range(5)]
+    weights = [1.0, 1.0, 1.0, 0.01, 1.0]
+    edge_index = torch.tensor(pairs + [(j, i) for i, j in pairs]).t()
+    edge_weight = torch.tensor(weights * 2, dtype=torch.float64)
+    labels = spectral_clustering(edge_index, 6, 2, edge_weight, regularization=None).tolist()
+    assert labels[:4] == [labels[0]] * 4 and labels[4:] == [labels[4]] * 2 and labels[0] != labels[4]
+    unweighted = spectral_clustering(edge_index, 6, 2, regularization=None).tolist()
+    assert unweighted[:3] == [unweighted[0]] * 3 and unweighted[3:] == [unweighted[3]] * 3
+    calls = []
+    real = spectral_module.kmeans
+    monkeypatch.setattr(spectral_module, "kmeans", lambda *a, **k: calls.append(k) or real(*a, **k))
+    spectral_clustering(edge_index, 6, 2, edge_weight, n_init=3, seed=7)
+    assert calls == [{"n_init": 3, "seed": 7}]

@@ -560,5 +560,47 @@ def test_pinv_and_lstsq_reject_bad_right_hand_sides_and_lstsq_is_strict_by_defau
     with pytest.raises(TypeError, match=r"^B has dtype torch\.float16"):
         sparse_lstsq((indices, vals, (6, 3)), torch.ones(6, dtype=torch.float16))
     b = torch.tensor([1.0, -2.0, 0.5, 4.0, 0.0, 1.5], dtype=torch.float64)
-    with pytest.raises(ConvergenceError, match="after 1 iterations"):
+    with pytest.raises(ConvergenceError, match=r"^LSMR on A: did not converge: .* after 1 iterations$"):
         sparse_lstsq((indices, vals, (6, 3)), b, maxiter=1)
+
+
+def test_auto_preconditioner_probe_decides_by_the_predicted_jacobi_iterations(monkeypatch):
+    import math
+    import warnings
+
+    import pyg_em.linalg._sparse_solve as solve_module
+    from pyg_em.linalg import batched_pcg, sparse_solve
+
+    # The probe: 10 Jacobi-PCG iterations on S = D^-1/2 A D^-1/2, then the worst column's relative residual rel
+    # predicts log(tol / rel) / log(rel^(1/10)) more; AMG is chosen when that exceeds the break-even count.
+    monkeypatch.setattr(solve_module, "AUTO_AMG_MIN_NODES", 1)
+    monkeypatch.setattr(solve_module, "AUTO_PROBE_ITERATIONS", 10)
+    indices, values, n = _weighted_grid_system(shift=1e-3)
+    dense = _coo_dense(indices, values, n)
+    B = torch.stack([torch.cos(torch.arange(n) * 0.21).double(), 100 * torch.linspace(-1, 1, n).double()], 1)
+    d = dense.diagonal().rsqrt()
+    S, Bs = d[:, None] * dense * d[None], B * d[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        X, spent = batched_pcg(lambda V: S @ V, Bs, maxiter=10, strict=False)
+    rel = float(((Bs - S @ X).norm(dim=0) / Bs.norm(dim=0)).max())
+    remaining = math.log(1e-10 / rel) / math.log(rel ** (1 / spent))
+    assert spent == 10 and 5 < remaining < 500
+    choices = []
+    real = solve_module._LinearSystem._pcg
+
+    def spy(self, csr, rhs, x0):
+        out = real(self, csr, rhs, x0)
+        choices.append(self.cache["choice"])
+        return out
+
+    monkeypatch.setattr(solve_module._LinearSystem, "_pcg", spy)
+    exact = torch.linalg.solve(dense, B)
+    for break_even, expected in ((math.floor(remaining) - 1, "amg"), (math.ceil(remaining) + 1, "jacobi")):
+        monkeypatch.setattr(solve_module, "AMG_BREAK_EVEN_ITERATIONS", break_even)
+        assert torch.allclose(sparse_solve((indices, values, n), B, method="cg"), exact, rtol=1e-7, atol=1e-8)
+        assert choices[-1] == expected, (break_even, remaining)
+    # Started from the answer, the probe has nothing left to do: Jacobi, however low the break-even count.
+    monkeypatch.setattr(solve_module, "AMG_BREAK_EVEN_ITERATIONS", 0)
+    assert torch.allclose(sparse_solve((indices, values, n), B, method="cg", x0=exact), exact, rtol=1e-9)
+    assert choices[-1] == "jacobi"

@@ -156,17 +156,22 @@ def test_transition_proximity_matches_dense_on_a_directed_weighted_graph(device)
             assert (values.double() - wrong[pattern[0], pattern[1]]).abs().max() > 1e-2
 
 
-def dense_gcn_operator(edge_index, edge_weight, n):
-    r"""\hat A = D^-1/2 (A + I) D^-1/2 with A[i, j] the weight of the message j -> i and D the row sums."""
+def dense_gcn_operator(edge_index, edge_weight, n, self_loops=True):
+    r"""\hat A = D^-1/2 (A + I) D^-1/2 with A[i, j] the weight of the message j -> i and D the row sums; a
+    self-loop already listed keeps its own weight instead of 1 (PyG's ``add_remaining_self_loops``)."""
     a = torch.zeros(n, n, dtype=torch.float64)
     a.index_put_((edge_index[1], edge_index[0]), edge_weight.double(), accumulate=True)
-    a = a + torch.eye(n, dtype=torch.float64)
-    d = a.sum(1).rsqrt()
+    if self_loops:
+        listed = torch.zeros(n, dtype=torch.bool)
+        listed[edge_index[0][edge_index[0] == edge_index[1]]] = True
+        a = a + torch.diag((~listed).double())
+    d = a.sum(1)
+    d = torch.where(d > 0, d.clamp_min(1e-300).rsqrt(), torch.zeros_like(d))
     return d[:, None] * a * d[None]
 
 
-@pytest.mark.parametrize("variational", [False, True])
-def test_sampled_gcn_heads_match_the_dense_operator_of_the_batch(variational):
+@pytest.mark.parametrize("variational,loop", [(False, False), (True, False), (True, True)])
+def test_sampled_gcn_heads_match_the_dense_operator_of_the_batch(variational, loop):
     from torch_geometric.data import Data
     from torch_geometric.loader import NeighborLoader
 
@@ -178,8 +183,12 @@ def test_sampled_gcn_heads_match_the_dense_operator_of_the_batch(variational):
     # One layer, input (3) narrower than twice the output (4): the aggregate-then-project branch, for one head and
     # for the two heads (mu, logstd) of the variational encoder.
     edge_index = undirected_edges(UNDIRECTED)
+    if loop:  # a listed self-loop (weight 3.5 below): such batches take the full forward, sliced to the seeds
+        edge_index = torch.cat([edge_index, torch.tensor([[1], [1]])], 1)
     gen = torch.Generator().manual_seed(0)
     weight = 0.2 + torch.rand(edge_index.size(1), generator=gen, dtype=torch.float64)
+    if loop:
+        weight[-1] = 3.5
     data = Data(x=torch.randn(7, 3, generator=gen, dtype=torch.float64), edge_index=edge_index, edge_weight=weight)
     torch.manual_seed(0)
     encoder = (VariationalGCNEncoder if variational else GCNEncoder)(3, [], 4).double()
@@ -193,9 +202,21 @@ def test_sampled_gcn_heads_match_the_dense_operator_of_the_batch(variational):
         assert len(outs) == len(encoder.heads) == (2 if variational else 1)
         a_hat = dense_gcn_operator(batch.edge_index, batch.edge_weight, batch.num_nodes)
         seeds = batch.num_sampled_nodes[0]
-        for got, head in zip(outs, encoder.heads):
-            expected = (a_hat @ batch.x @ head.lin.weight.detach().t() + head.bias.detach())[:seeds]
-            assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-12)
+        expected = [(a_hat @ batch.x @ head.lin.weight.detach().t() + head.bias.detach())[:seeds]
+                    for head in encoder.heads]
+        for got, want in zip(outs, expected):
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
+        # A SparseTensor adj_t with the hop counts takes the full forward, sliced (without a listed loop: PyG's
+        # gcn_norm replaces the diagonal of a SparseTensor by 1 instead of keeping a listed loop's weight).
+        if WITH_TORCH_SPARSE and not loop:
+            from torch_sparse import SparseTensor
+
+            adj_t = SparseTensor(row=batch.edge_index[1], col=batch.edge_index[0], value=batch.edge_weight,
+                                 sparse_sizes=(batch.num_nodes, batch.num_nodes))
+            out = encoder(batch.x, adj_t, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                          num_sampled_edges_per_hop=batch.num_sampled_edges)
+            for got, want in zip(out if variational else (out,), expected):
+                assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
 
 
 @pytest.mark.parametrize("variational", [False, True])
@@ -235,3 +256,75 @@ def test_propagation_encoder_with_trainable_edge_weights_matches_the_dense_ppr(v
         assert torch.allclose(got, want, atol=1e-12)
     assert torch.allclose(weight.grad, reference.grad, atol=1e-12)
     assert reference.grad.abs().max() > 1e-3  # the weights matter
+
+
+def test_layerwise_gcn_inference_matches_the_dense_two_layer_formula():
+    from pyg_em.nn import GCNEncoder, VariationalGCNEncoder
+
+    # Z = \hat A ReLU(\hat A X W0^T + b0) W1^T + b1 with non-zero biases, in chunks of 3 of the 7 nodes.
+    edge_index = undirected_edges(UNDIRECTED)
+    gen = torch.Generator().manual_seed(2)
+    weight = 0.2 + torch.rand(edge_index.size(1), generator=gen, dtype=torch.float64)
+    x = torch.randn(7, 3, generator=gen, dtype=torch.float64)
+    a_hat = dense_gcn_operator(edge_index, weight, 7)
+    for cls in (GCNEncoder, VariationalGCNEncoder):
+        torch.manual_seed(0)
+        encoder = cls(3, [5], 2).double().eval()
+        with torch.no_grad():
+            for conv in (*encoder.convs, *encoder.heads):
+                conv.bias.normal_()
+        hidden = torch.relu(a_hat @ x @ encoder.convs[0].lin.weight.detach().t() + encoder.convs[0].bias.detach())
+        outs = encoder.layerwise_forward(x, edge_index, weight, chunk_size=3)
+        assert len(outs) == len(encoder.heads)
+        for out, head in zip(outs, encoder.heads):
+            expected = a_hat @ hidden @ head.lin.weight.detach().t() + head.bias.detach()
+            assert torch.allclose(out, expected, atol=1e-12)
+
+
+def _propagation_oracle(encoder, x, a_hat, heads=1):
+    lins = encoder.lins
+    hs = [encoder.scale * F.normalize(x @ lins[0].weight.detach().t() + lins[0].bias.detach(), dim=1)]
+    if heads == 2:
+        hs.append(x @ lins[1].weight.detach().t() + lins[1].bias.detach())
+    out = []
+    for h in hs:
+        z = h
+        for _ in range(encoder.K):
+            z = (1 - encoder.alpha) * a_hat @ z + encoder.alpha * h
+        out.append(z)
+    return out
+
+
+def test_propagation_encoder_inputs_sparse_features_adj_t_and_an_isolated_last_node():
+    from torch_geometric.typing import WITH_TORCH_SPARSE
+
+    from pyg_em.nn import NormalizedPropagationEncoder
+
+    # Node 7 has no edge; without self-loops it keeps a zero row of \hat A (its embedding is alpha h_7).
+    edge_index = undirected_edges(UNDIRECTED)
+    gen = torch.Generator().manual_seed(3)
+    weight = 0.2 + torch.rand(edge_index.size(1), generator=gen, dtype=torch.float64)
+    x = torch.randn(8, 6, generator=gen, dtype=torch.float64) * (torch.rand(8, 6, generator=gen) < 0.4)
+    for self_loops in (True, False):
+        torch.manual_seed(0)
+        encoder = NormalizedPropagationEncoder(6, 3, K=4, alpha=0.2, scale=1.3, add_self_loops=self_loops).double()
+        expected = _propagation_oracle(encoder, x, dense_gcn_operator(edge_index, weight, 8, self_loops))[0]
+        for features in (x, x.to_sparse(), x.to_sparse_csr()):
+            for training in (False, True):  # training without dropout: the same function
+                encoder.train(training)
+                out = encoder(features, edge_index, weight)
+                assert torch.allclose(out, expected, atol=1e-12), (self_loops, features.layout, training)
+        if WITH_TORCH_SPARSE:
+            from torch_sparse import SparseTensor
+
+            encoder.eval()
+            adj_t = SparseTensor(row=edge_index[1], col=edge_index[0], value=weight, sparse_sizes=(8, 8))
+            assert torch.allclose(encoder(x, adj_t), expected, atol=1e-12)
+    # The sparse-feature paths give the dense gradient of the linear map too.
+    encoder.train()
+    grads = []
+    for features in (x, x.to_sparse(), x.to_sparse_csr()):
+        encoder.zero_grad()
+        (encoder(features, edge_index, weight) * torch.linspace(-1, 1, 24).double().view(8, 3)).sum().backward()
+        grads.append(encoder.lins[0].weight.grad.clone())
+    assert torch.allclose(grads[1], grads[0], atol=1e-12) and torch.allclose(grads[2], grads[0], atol=1e-12)
