@@ -349,7 +349,8 @@ class DAEGCRecipe(Recipe):
     dropout, one sampled non-edge per edge in place of the paper's dense reconstruction, no feature term).
 
     ``feature_weight='auto'`` (the default) sets the weight :math:`\lambda` of the model's feature
-    reconstruction from the data before training (:meth:`resolved`): :func:`auto_feature_weight` of the
+    reconstruction from the data before training (:meth:`~pyg_em.recipes.DAEGCRecipe.resolved`):
+    :func:`~pyg_em.recipes.auto_feature_weight` of the
     features' k-means silhouette (:func:`~pyg_em.clusters.feature_silhouette`, on a sample of 5,000 rows).
     Features without cluster structure of their own (bag-of-words, noise) get :math:`\lambda = 0`, the
     paper's model; clustered features get up to 3, so that a graph whose edges mix the clusters does not
