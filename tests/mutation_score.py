@@ -4,7 +4,8 @@ Score = killed / (killed + survived), counting timeouts and crashes as killed (t
 leaving out mutants that were not checked or that no selected test reaches ("no tests", reported apart).
 Prints one row per mutated file and the surviving mutants, which ``mutmut show NAME`` displays.
 ``python tests/mutation_score.py --markdown BEFORE/mutants [AFTER/mutants]`` prints the table of
-benchmarks/RESULTS.md's ``mutation`` section instead (scores before and after a rerun with new tests).
+benchmarks/RESULTS.md's ``mutation`` section instead (scores before and after a rerun with new tests);
+``--functions BEFORE/mutants [AFTER/mutants]`` the same per mutated function.
 """
 
 from __future__ import annotations
@@ -53,7 +54,42 @@ def markdown(before: Path, after: Path | None) -> str:
     return "\n".join(lines)
 
 
+def verdicts(root: Path) -> dict[str, str]:
+    """Mutant name -> ``killed`` (timeouts and crashes included), ``survived``, ``no tests`` or ``not checked``."""
+    out = {}
+    for meta in root.rglob("*.py.meta"):
+        for name, code in json.loads(meta.read_text()).get("exit_code_by_key", {}).items():
+            status = status_by_exit_code[code]
+            out[name] = "killed" if status in ("timeout", "segfault", "suspicious", "caught by type check") else status
+    return out
+
+
+def function_markdown(before: Path, after: Path | None) -> str:
+    """One row per mutated function with checked mutants: mutants, checked, killed before and after."""
+    first, later = verdicts(before), verdicts(after) if after is not None else {}
+    functions: dict[str, list[str]] = {}
+    for name in first:
+        functions.setdefault(name.partition("__mutmut_")[0], []).append(name)
+    lines = ["| function | mutants | checked | killed (before) | killed (after) |", "|---|---|---|---|---|"]
+    for function in sorted(functions):
+        names = functions[function]
+        checked = [n for n in names if first[n] in ("killed", "survived")]
+        if not checked:
+            continue
+        killed = sum(first[n] == "killed" for n in checked)
+        killed_after = sum(later.get(n, first[n]) == "killed" for n in checked) if after is not None else None
+        module, _, local = function.partition(".x")  # mutmut's x_<function> and xǁ<Class>ǁ<method>
+        local = local[1:] if local.startswith("_") else local.replace("ǁ", ".")[1:]
+        label = f"{module.removeprefix('pyg_em.')}.{local}"
+        lines.append(f"| `{label}` | {len(names)} | {len(checked)} | {killed} | "
+                     f"{killed_after if killed_after is not None else '-'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--functions":
+        print(function_markdown(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None))
+        return 0
     if argv and argv[0] == "--markdown":
         print(markdown(Path(argv[1]), Path(argv[2]) if len(argv) > 2 else None))
         return 0
