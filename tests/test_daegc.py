@@ -306,5 +306,14 @@ def test_minibatch_feature_loss_uses_the_seeds_rows():
     assert torch.equal(batch.seed_x, data.x[seeds])
     out = model.pretrain_loss_batch(batch)
     z = model.embed(batch.x, batch.edge_index, graph=batch.proximity_graph)[: batch.batch_size]
-    assert torch.allclose(out.components["features"], model.feature_loss(z, data.x[seeds]))
+    # scored against the whole graph's feature variance (set once by fit_daegc), not the batch's own
+    v = model.set_feature_scale(data.x)
+    assert v == pytest.approx(float(((data.x.double() - data.x.double().mean(0)) ** 2).sum(1).mean()), rel=1e-12)
+    assert model.set_feature_scale(data.x.to_sparse()) == pytest.approx(v, rel=1e-9)
+    out = model.pretrain_loss_batch(batch)
+    decoded = model.feature_decoder(z)
+    expected = ((decoded - data.x[seeds]) ** 2).sum() / (len(seeds) * v)
+    assert torch.allclose(out.components["features"], expected)
     assert torch.allclose(out.total, out.components["recon"] + 0.5 * out.components["features"])
+    one = model.feature_loss(z[:1], data.x[seeds[:1]])  # a batch of one seed: finite, same scale
+    assert torch.isfinite(one) and torch.allclose(one, ((decoded[:1] - data.x[seeds[:1]]) ** 2).sum() / v)

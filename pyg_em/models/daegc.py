@@ -81,6 +81,9 @@ class DAEGC(ClusteringModel):
         self.head = DECClusterHead(n_clusters, embedding_channels, alpha)
         self.decoder = InnerProductDecoder()
         self.feature_decoder = torch.nn.Linear(embedding_channels, in_channels) if root else None
+        #: Mean squared distance of a feature row to the column means of the whole graph (set by
+        #: :meth:`set_feature_scale`); ``None`` scores each loss against the variance of the rows it is given.
+        self.feature_variance: float | None = None
         self._edge_key_cache = TensorKeyedCache()
         self.reset_parameters()
 
@@ -210,11 +213,30 @@ class DAEGC(ClusteringModel):
         neg_nll = F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg), reduction="none")
         return pos_loss + masked_mean(neg_nll, is_negative)
 
+    @torch.no_grad()
+    def set_feature_scale(self, x: Tensor) -> float:
+        r"""Fix the denominator of :meth:`feature_loss` to the whole graph's feature variance,
+        :math:`v = \frac{1}{N}\lVert X - \bar X \rVert_F^2`, so that a mini-batch's rows are scored against the
+        same scale as the full batch (a batch of one seed has no variance of its own).
+        :func:`~pyg_em.recipes.fit_daegc` calls it once before mini-batch training; returns :math:`v`.
+        """
+        x = x.coalesce() if x.layout == torch.sparse_coo else x
+        if x.layout == torch.strided:
+            x = x.double()
+            variance = (x - x.mean(dim=0)).pow(2).sum(dim=1).mean()
+        else:  # E||x||^2 - ||mean x||^2, without densifying the features
+            values = x.values().double()
+            mean = torch.sparse.sum(x.double(), dim=0).to_dense() / x.size(0)
+            variance = values.pow(2).sum() / x.size(0) - mean.pow(2).sum()
+        self.feature_variance = float(variance)  # once per fit, outside the training steps
+        return self.feature_variance
+
     def feature_loss(self, z: Tensor, x: Tensor) -> Tensor:
         r"""Relative squared error of the feature reconstruction,
-        :math:`\lVert Z W_x + b_x - X \rVert_F^2 / \lVert X - \bar X \rVert_F^2` over the rows given
-        (every node in full batch, the seeds of a mini-batch); :math:`\bar X` holds the column means of these
-        rows. Needs ``feature_weight > 0`` (the decoder exists only then).
+        :math:`\lVert Z W_x + b_x - X \rVert_F^2 / (n\,v)` over the :math:`n` rows given (every node in full
+        batch, the seeds of a mini-batch), with :math:`v` the whole graph's feature variance
+        (:meth:`set_feature_scale`) or, before it is set, that of these rows,
+        :math:`n\,v = \lVert X - \bar X \rVert_F^2`. Needs ``feature_weight > 0`` (the decoder exists only then).
 
         Args:
             z (Tensor): Embeddings :math:`(n, D)`.
@@ -225,9 +247,11 @@ class DAEGC(ClusteringModel):
                              "build it with DAEGC(..., feature_weight=0.5)")
         x = x.to_dense() if x.layout != torch.strided else x
         x = x.to(z.dtype)
-        total = (x - x.mean(dim=0, keepdim=True)).pow(2).sum()
-        # A constant feature matrix has no variance to explain: the clamp turns 0/0 into 0, not NaN.
-        return (self.feature_decoder(z) - x).pow(2).sum() / total.clamp_min(torch.finfo(z.dtype).tiny)
+        error = (self.feature_decoder(z) - x).pow(2).sum()
+        tiny = torch.finfo(z.dtype).tiny  # constant features have no variance to explain: 0/0 gives 0, not NaN
+        if self.feature_variance is None:
+            return error / (x - x.mean(dim=0, keepdim=True)).pow(2).sum().clamp_min(tiny)
+        return error / max(x.size(0) * self.feature_variance, tiny)  # a Python number: no host-device copy
 
     def _with_features(self, parts: dict[str, Tensor], total: Tensor, z: Tensor, x: Tensor) -> LossOutput:
         r"""``total`` plus :math:`\lambda\,\mathcal{L}_x` (and its part) when ``feature_weight > 0``."""

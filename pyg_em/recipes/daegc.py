@@ -262,6 +262,10 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
         raise ValueError("fit_daegc(resume=True) needs checkpoint_dir, the folder the killed run wrote its "
                          "checkpoints to")
     timings = {} if timings is None else timings
+    if batch_size is not None and model.feature_weight > 0:
+        model.set_feature_scale(data.x)  # every batch's feature term on the whole graph's scale
+    else:
+        model.feature_variance = None  # full batch: the rows are the whole graph already
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     show = progress if progress is not None else sys.stderr.isatty()
     loader = None
