@@ -317,3 +317,17 @@ def test_minibatch_feature_loss_uses_the_seeds_rows():
     assert torch.allclose(out.total, out.components["recon"] + 0.5 * out.components["features"])
     one = model.feature_loss(z[:1], data.x[seeds[:1]])  # a batch of one seed: finite, same scale
     assert torch.isfinite(one) and torch.allclose(one, ((decoded[:1] - data.x[seeds[:1]]) ** 2).sum() / v)
+
+
+@requires_sampler
+def test_minibatch_fit_with_the_feature_term_learns_on_the_graph_scale():
+    seed_everything(0)
+    data = attributed_sbm(240, 2, 8, p_in_ratio=1.5, num_features=8, feature_noise=0.6, seed=3)  # noisy graph
+    model = DAEGC(8, 2, hidden_channels=16, embedding_channels=4, feature_weight=2.0)
+    history = fit_daegc(model, data, pretrain_epochs=8, epochs=3, pretrain_lr=0.01, lr=1e-3, n_init=3, batch_size=80,
+                        num_neighbors=[5, 5], progress=False)
+    assert model.feature_variance == pytest.approx(float(((data.x - data.x.mean(0)) ** 2).sum(1).mean()), rel=1e-5)
+    assert history["pretrain_features"][-1] < history["pretrain_features"][0]
+    assert clustering_accuracy(data.y, model.predict(data)) > 0.8
+    fit_daegc(model, data, pretrain_epochs=1, epochs=1, n_init=2, progress=False)  # full batch: the rows' own scale
+    assert model.feature_variance is None
