@@ -141,7 +141,7 @@ def test_laplacian_coo_triplet_by_hand():
     # Directed storage of an undirected graph with a self-loop (2, 2), a duplicated edge (0, 1) (summed) and an
     # isolated node 4; the unequal weights make every degree different.
     pairs = [(0, 1), (0, 1), (1, 2), (2, 3), (0, 2)]
-    weights = [0.5, 0.25, 2.0, 1.5, 3.0]
+    weights = [0.5, 0.25, 2.0, 0.4, 3.0]  # node 3 has degree 0.4 < 1
     edge_index = torch.tensor(pairs + [(j, i) for i, j in pairs] + [(2, 2)]).t()
     edge_weight = torch.tensor(weights * 2 + [9.0], dtype=torch.float64)
     W = torch.zeros(5, 5, dtype=torch.float64)
@@ -224,6 +224,11 @@ def test_batched_pcg_matches_dense_solve_per_column():
     assert iterations == 1 and torch.allclose(X, B / diagonal[:, None], atol=1e-12)
     X, iterations = batched_pcg(matvec, B[:, 0], x0=exact[:, 0])
     assert iterations == 0 and X.shape == (7,) and torch.allclose(X, exact[:, 0], atol=1e-12)
+    # A column that starts converged is frozen (step sizes masked to zero) while the others iterate.
+    start = torch.zeros_like(B)
+    start[:, 0] = exact[:, 0] + 1e-13 * torch.arange(7, dtype=torch.float64)
+    X, iterations = batched_pcg(matvec, B, x0=start)
+    assert iterations >= 2 and torch.equal(X[:, 0], start[:, 0]) and torch.allclose(X, exact, atol=1e-9)
     # A vector, a float32 system (its default tolerance 1e-5 is met, 1e-10 would not be).
     X, _ = batched_pcg(lambda V: A.float() @ V, B[:, 0].float())
     assert X.shape == (7,) and X.dtype == torch.float32
@@ -234,7 +239,7 @@ def test_batched_pcg_matches_dense_solve_per_column():
     # Too few iterations: an error with the residual and the count, or (strict=False) a warning and the iterate.
     with pytest.raises(ConvergenceError, match=r"conjugate gradients on M: did not converge: .* after 2 iterations"):
         batched_pcg(matvec, B, maxiter=2, name="M")
-    with pytest.warns(ConvergenceWarning, match="after 2 iterations"):
+    with pytest.warns(ConvergenceWarning, match=r"^conjugate gradients on A: did not converge: .* after 2 iterations"):
         X, iterations = batched_pcg(matvec, B, maxiter=2, strict=False)
     assert iterations == 2 and not torch.allclose(X, exact, atol=1e-3) and (X - exact).abs().max() < (exact.abs().max())
     # Indefinite: a clear error naming the matrix.

@@ -446,3 +446,24 @@ def test_sampled_negatives_are_uniform_over_the_allowed_pairs_after_redraws():
         sample_negative_edges(torch.zeros(2, 0, dtype=torch.long), 1, 5)
     with pytest.raises(ValueError, match=r"^exclude_edge_index holds node ids in \[0, 5\] but must lie in \[0, 4\)"):
         sample_negative_edges(triangle, 4, 5, torch.tensor([[0], [5]]))
+
+
+def test_gae_full_reconstruction_cache_is_keyed_on_self_loops_dtype_and_size(monkeypatch):
+    import pyg_em.models.gae as gae_module
+
+    # One model, the same edge tensors: the cached dense target must follow self_loops, dtype and N.
+    model = GAE(torch.nn.Identity(), recon="full")
+    for self_loops in (True, False, True):
+        expected = full_recon_by_hand(Z, EDGES, HELD, self_loops)
+        assert model.full_recon_loss(Z, EDGES, HELD, self_loops=self_loops).item() == pytest.approx(expected, abs=1e-12)
+    loss32 = model.full_recon_loss(Z.float(), EDGES, HELD)
+    assert loss32.dtype == torch.float32
+    assert loss32.item() == pytest.approx(full_recon_by_hand(Z, EDGES, HELD), rel=1e-5)
+    z6 = torch.cat([Z, torch.tensor([[0.4, -0.7]], dtype=torch.float64)])
+    expected = full_recon_by_hand(z6, EDGES, HELD)
+    assert model.full_recon_loss(z6, EDGES, HELD).item() == pytest.approx(expected, abs=1e-12)
+    # The N^2 guard: N = the limit is allowed, one more node is refused with both numbers.
+    monkeypatch.setattr(gae_module, "FULL_GRAPH_MAX_NODES", 6)
+    assert torch.isfinite(model.full_recon_loss(z6, EDGES, HELD))
+    with pytest.raises(ValueError, match=r"recon='full' builds N\^2 logits; N=7 > 6: use recon='sampled'"):
+        model.full_recon_loss(torch.cat([z6, z6[:1]]), EDGES, HELD)
