@@ -315,8 +315,9 @@ class GCNEncoder(GraphEncoderBase):
         :math:`\mathbf{X}` is data. The result equals the rows ``[:num_sampled_nodes_per_hop[0]]`` of the
         full forward on the batch to float tolerance; the normalisation is the batch graph's, as in the full
         forward. A batch whose edge list does not have this layout raises (checked on the device, without a
-        host synchronisation). Graphs with self-loops, ``SparseTensor`` input and DropEdge in training take
-        the full forward (then sliced to the seeds).
+        host synchronisation). Listed self-loops are normalised here as ``gcn_norm`` does for an
+        ``edge_index``; ``SparseTensor`` input and DropEdge in training take the full forward (then sliced to
+        the seeds).
 
         Args:
             x (Tensor): Node features of the batch :math:`(N, F)`, dense or sparse CSR.
