@@ -37,6 +37,24 @@ def planetoid_root():
     return root
 
 
+@pytest.fixture
+def pcg_choices(monkeypatch):
+    """The preconditioner each CG solve of ``sparse_solve`` picked (``'jacobi'``/``'amg'``/...), in order: a spy
+    on ``_LinearSystem._pcg`` that records ``cache['choice']`` after the real solve."""
+    from pyg_em.linalg import _sparse_solve
+
+    choices = []
+    real = _sparse_solve._LinearSystem._pcg
+
+    def spy(self, csr, rhs, x0):
+        out = real(self, csr, rhs, x0)
+        choices.append(self.cache["choice"])
+        return out
+
+    monkeypatch.setattr(_sparse_solve._LinearSystem, "_pcg", spy)
+    return choices
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PYG_EM_CACHE", str(tmp_path / "cache"))

@@ -316,7 +316,7 @@ def test_amg_hierarchy_built_once_and_reused_in_backward(monkeypatch):
     assert len(built) == 1 and torch.isfinite(v.grad).all()
 
 
-def test_auto_preconditioner_switches_to_amg_only_when_it_pays(monkeypatch):
+def test_auto_preconditioner_switches_to_amg_only_when_it_pays(monkeypatch, pcg_choices):
     # Force the CPU 'auto' probe on a small graph: an ill-conditioned grid (tiny shift) switches to AMG, a
     # well-conditioned expander (complete graph) stays with Jacobi; both give the dense answer.
     from pyg_em.linalg import amg as amg_module
@@ -325,15 +325,7 @@ def test_auto_preconditioner_switches_to_amg_only_when_it_pays(monkeypatch):
     monkeypatch.setattr(ss, "AUTO_PROBE_ITERATIONS", 10)
     monkeypatch.setattr(ss, "AMG_BREAK_EVEN_ITERATIONS", 20)
     monkeypatch.setattr(amg_module, "AMG_MAX_COARSE", 10)
-    chosen = []
-    original = ss._LinearSystem._pcg
-
-    def spy(self, csr, rhs, x0):
-        out = original(self, csr, rhs, x0)
-        chosen.append(self.cache["choice"])
-        return out
-
-    monkeypatch.setattr(ss._LinearSystem, "_pcg", spy)
+    chosen = pcg_choices
     expander = laplacian_coo(complete_graph(30), None, 30, shift=0.1, dtype=D)
     cases = [(grid_system(20, 1e-4), "amg"), (expander, "jacobi")]
     for (indices, values, n), expected in cases:

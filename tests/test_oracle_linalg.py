@@ -569,7 +569,7 @@ def test_pinv_and_lstsq_reject_bad_right_hand_sides_and_lstsq_is_strict_by_defau
         sparse_lstsq((indices, vals, (6, 3)), b, maxiter=1)
 
 
-def test_auto_preconditioner_probe_decides_by_the_predicted_jacobi_iterations(monkeypatch):
+def test_auto_preconditioner_probe_decides_by_the_predicted_jacobi_iterations(monkeypatch, pcg_choices):
     import math
     import warnings
 
@@ -591,15 +591,7 @@ def test_auto_preconditioner_probe_decides_by_the_predicted_jacobi_iterations(mo
     rel = float(((Bs - S @ X).norm(dim=0) / Bs.norm(dim=0)).max())
     remaining = math.log(1e-10 / rel) / math.log(rel ** (1 / spent))
     assert spent == 10 and 5 < remaining < 500
-    choices = []
-    real = solve_module._LinearSystem._pcg
-
-    def spy(self, csr, rhs, x0):
-        out = real(self, csr, rhs, x0)
-        choices.append(self.cache["choice"])
-        return out
-
-    monkeypatch.setattr(solve_module._LinearSystem, "_pcg", spy)
+    choices = pcg_choices
     exact = torch.linalg.solve(dense, B)
     for break_even, expected in ((math.floor(remaining) - 1, "amg"), (math.ceil(remaining) + 1, "jacobi")):
         monkeypatch.setattr(solve_module, "AMG_BREAK_EVEN_ITERATIONS", break_even)
