@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_em.clusters.kmeans import kmeans
 from pyg_em.validation import check_n_clusters, check_positive_int
 
 __all__ = ["feature_silhouette"]
@@ -20,8 +21,9 @@ def feature_silhouette(x: Tensor, n_clusters: int, sample_size: int = 5000, seed
 
     with :math:`a_i` the mean Euclidean distance of row :math:`i` to its own k-means cluster and :math:`b_i`
     to the nearest other one, over a fixed random sample of at most ``sample_size`` rows (k-means and the
-    :math:`O(n^2)` distances both run on the sample, so the cost does not grow with the graph). scikit-learn
-    computes both (``KMeans(n_init=5)`` and ``silhouette_score``). Values near 0 mean no cluster structure
+    :math:`O(n^2)` distances both run on the sample, so the cost does not grow with the graph): the package's
+    :func:`~pyg_em.clusters.kmeans` (scikit-learn's ``KMeans`` at this size, 5 restarts) and scikit-learn's
+    ``silhouette_score``. Values near 0 mean no cluster structure
     (noise, or high-dimensional bag-of-words where distances concentrate); separated clusters give
     :math:`0.1` and more. Clusters of under 1 % of the sample (outliers) are left out of the score; constant
     features, or fewer than two clusters left, give :math:`0`.
@@ -35,7 +37,6 @@ def feature_silhouette(x: Tensor, n_clusters: int, sample_size: int = 5000, seed
     Returns:
         float: The silhouette, in :math:`[-1, 1]`.
     """
-    from sklearn.cluster import KMeans
     from sklearn.metrics import silhouette_score
 
     if not isinstance(x, Tensor) or x.dim() != 2:
@@ -52,7 +53,7 @@ def feature_silhouette(x: Tensor, n_clusters: int, sample_size: int = 5000, seed
         raise ValueError("x holds NaN or Inf values: impute or drop them before clustering")
     if n_clusters >= len(sample) or np.ptp(sample, axis=0).max(initial=0.0) == 0.0:
         return 0.0
-    labels = KMeans(n_clusters, n_init=5, random_state=seed).fit_predict(sample)
+    labels = kmeans(torch.from_numpy(sample), n_clusters, n_init=5, seed=seed)[0].numpy()
     # k-means on structureless features (e.g. sparse bag-of-words) can isolate a few outlying rows; every other
     # row then sits far from that "cluster" and the silhouette reads high. Clusters under 1 % of the sample
     # (at least 5 rows) are dropped before scoring, so outliers alone never make features look clustered.
