@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         for key, runs in runs_by_graph[graph].items():
             method, name = key.split("|")
             cells = [graph, f"{method} ({name})"]
-            for key in ("acc", "nmi", "ari"):
-                values = [100 * r[key] for r in runs]
+            for metric in ("acc", "nmi", "ari"):
+                values = [100 * r[metric] for r in runs]
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
                 cells.append(f"{statistics.mean(values):.1f} ± {std:.1f}")
             cells.append(f"{statistics.mean(r['s'] for r in runs):.1f}")
