@@ -23,6 +23,7 @@ from pyg_em.train import (
     LambdaCallback,
     Trainer,
     load_checkpoint,
+    process_rank,
     seed_everything,
     shard_indices,
     share_across_local_ranks,
@@ -475,7 +476,7 @@ class DAEGCRecipe(Recipe):
                              checkpoint_dir=checkpoint_dir, resume=resume)
         fit_s = time.perf_counter() - start
         timings, used = {"resolve_s": resolve_s, "fit_s": fit_s}, recipe if recipe is not self else None
-        if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank():
+        if process_rank():
             # Under torchrun rank 0 alone reports and writes: the other ranks skip the whole-graph inference.
             return RecipeResult(metrics={}, model=model, history=history, timings=timings, notes=notes, recipe=used)
         labels, proba, embedding = recipe.assign(model, data)

@@ -6,6 +6,7 @@ from pyg_em.train.distributed import (
     DEFAULT_TIMEOUT_S,
     default_backend,
     init_distributed,
+    process_rank,
     shard_indices,
     share_across_local_ranks,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "shard_indices",
     "default_backend",
     "init_distributed",
+    "process_rank",
     "share_across_local_ranks",
     "DEFAULT_TIMEOUT_S",
 ]

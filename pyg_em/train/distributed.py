@@ -62,6 +62,12 @@ def init_distributed(
     return dist.get_rank(), dist.get_world_size()
 
 
+def process_rank() -> int:
+    """This process's ``torch.distributed`` rank: 0 when no process group is running (a single process)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def default_backend(device: torch.device | str | None = None) -> str:
     """``'nccl'`` for CUDA devices, ``'gloo'`` otherwise."""
     device = torch.device(device) if device is not None else None

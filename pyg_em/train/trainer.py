@@ -23,6 +23,7 @@ from pyg_em.train.checkpoint import (
     remove_orphans,
     save_checkpoint,
 )
+from pyg_em.train.distributed import process_rank as _rank
 from pyg_em.train.utils import rng_state, select_device, set_rng_state
 from pyg_em.validation import check_graph, check_positive_int, validation_disabled
 
@@ -55,10 +56,6 @@ class _StepModule(torch.nn.Module):
 def _distributed_world() -> int:
     dist = torch.distributed
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _rank() -> int:
-    return torch.distributed.get_rank() if _distributed_world() > 1 else 0
 
 
 def _gather(value: Any) -> list[Any]:
