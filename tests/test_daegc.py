@@ -195,14 +195,22 @@ def test_minibatch_fit_runs_and_learns():
 
 
 @requires_sampler
-@pytest.mark.parametrize("batch_size, steps, expected_epochs", [(None, 7, 7), (80, 7, 3), (80, 6, 2), (80, 1, 1)])
-def test_pretraining_is_counted_in_optimizer_steps(batch_size, steps, expected_epochs):
-    # 240 nodes in batches of 80 -> 3 optimizer steps per epoch; the fewest whole epochs reaching `steps`.
+@pytest.mark.parametrize("batch_size, steps, expected_epochs, expected_steps",
+                         [(None, 7, 7, 7), (80, 7, 3, 9), (80, 6, 2, 6), (80, 3, 1, 3), (80, 2, 1, 2),
+                          (80, 1, 1, 1)])
+def test_pretraining_is_counted_in_optimizer_steps(batch_size, steps, expected_epochs, expected_steps):
+    # 240 nodes in batches of 80 -> 3 optimizer steps per epoch; the fewest whole epochs reaching `steps`, and
+    # only the first `steps` batches where one epoch is longer than that.
     data = attributed_sbm(240, 2, 6, num_features=8, seed=3)
     model = DAEGC(8, 2, hidden_channels=8, embedding_channels=4)
+    calls = []
+    for name in ("pretrain_loss", "pretrain_loss_batch"):
+        real = getattr(model, name)
+        setattr(model, name, lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k))
     history = fit_daegc(model, data, pretrain_steps=steps, epochs=1, n_init=2, batch_size=batch_size,
                         num_neighbors=[3, 3], progress=False)
     assert len(history["pretrain_recon"]) == expected_epochs
+    assert len(calls) == expected_steps
     explicit = fit_daegc(DAEGC(8, 2, hidden_channels=8, embedding_channels=4), data, pretrain_steps=steps,
                          pretrain_epochs=2, epochs=1, n_init=2, batch_size=batch_size, num_neighbors=[3, 3],
                          progress=False)

@@ -10,7 +10,15 @@ import pyg_em.models.daegc as daegc_module
 import pyg_em.nn.proximity_attention as pa
 from pyg_em.datasets import attributed_sbm
 from pyg_em.models import DAEGC, GAE, link_split
-from pyg_em.nn import FeatureRows, GCNEncoder, proximity_graph, proximity_keys, restrict_proximity
+from pyg_em.nn import (
+    FeatureRows,
+    GCNEncoder,
+    gather_proximity,
+    proximity_graph,
+    proximity_keys,
+    proximity_on_edges,
+    restrict_proximity,
+)
 from pyg_em.nn.sparse_matmul import csr_pair, csr_rows
 from pyg_em.recipes import fit_daegc, fit_link_prediction, link_neighbor_loader
 from pyg_em.recipes.daegc import daegc_neighbor_loader
@@ -68,6 +76,40 @@ def test_batch_proximity_is_the_whole_graphs_m():
     assert bool((keys[1:] > keys[:-1]).all()) and keys.numel() == data.edge_index.size(1) + data.num_nodes
     far = restrict_proximity(keys, values, data.num_nodes, torch.tensor([0, 1]), torch.tensor([[1], [0]]))
     assert far.values[0] == oracle[0, 1]
+
+
+def test_proximity_on_edges_is_m_of_each_reverse_pair_and_the_diagonal():
+    # directed: 0->1 and 1->0, 1->2 without 2->1, 3->0 without 0->3, a listed self loop 2->2, a 2-path 0->1->2
+    edges = torch.tensor([[0, 1, 1, 2, 3, 2, 0, 2], [1, 0, 2, 2, 0, 0, 3, 3]])
+    n = 4
+    oracle = dense_proximity(edges, n)
+    adjacent = to_dense_adj(edges, max_num_nodes=n)[0] > 0
+    graph = proximity_graph(edges, n)
+    for chunk in (1, 3, 1 << 22):
+        edge_values, loop_values = proximity_on_edges(graph, edges, chunk_size=chunk)
+        source, target = edges
+        # node i = edges[1] attends neighbour j = edges[0] with M_ij, stored only where i -> j is an edge
+        expected = torch.where(adjacent[target, source] & (target != source), oracle[target, source],
+                               torch.zeros(()).double())
+        assert torch.allclose(edge_values.double(), expected, atol=1e-7), chunk
+        assert torch.allclose(loop_values.double(), oracle.diagonal(), atol=1e-7)
+    assert edge_values[2] == 0 and edge_values[3] == 0 and edge_values[1] > 0  # 1->2 unreversed; the loop
+    with pytest.raises(ValueError, match="chunk_size"):
+        proximity_on_edges(graph, edges, chunk_size=0)
+
+
+@requires_sampler
+def test_gathered_batch_proximity_equals_the_key_lookup():
+    data = sparse_graph()
+    loader = daegc_neighbor_loader(data, 16, [3, 2], seed=0)
+    keys, values = proximity_keys(proximity_graph(data.edge_index, data.num_nodes))
+    batch = next(iter(loader))
+    by_keys = restrict_proximity(keys, values, data.num_nodes, batch.n_id, batch.edge_index)
+    transform = loader.transform
+    by_ids = gather_proximity(transform.edge_values, transform.loop_values, batch.n_id, batch.e_id,
+                              batch.edge_index)
+    assert torch.equal(by_ids.index, by_keys.index) and torch.equal(by_ids.values, by_keys.values)
+    assert torch.equal(batch.proximity_graph.values, by_keys.values)
 
 
 @requires_sampler

@@ -112,7 +112,7 @@ def test_daegc_recipe_on_a_small_sbm(batch_size):
     result = recipe.run(data, seed=0)
     assert result.metrics["acc"] > 0.9
     assert result.embedding.shape == (300, 16) and result.labels.shape == (300,)
-    # pretrain_steps=3: three full-batch epochs, or one epoch of 5 mini-batches
+    # pretrain_steps=3: three full-batch epochs, or the first 3 of one epoch's 5 mini-batches
     assert len(result.history["total"]) == 3
     assert len(result.history["pretrain_total"]) == (3 if batch_size is None else 1)
     # self-training shows what it changes: the fraction of nodes that moved, and ACC/NMI against the labels

@@ -6,8 +6,10 @@ from pyg_em.nn.propagation_encoder import NormalizedPropagationEncoder, Variatio
 from pyg_em.nn.proximity_attention import (
     ProximityAttentionConv,
     ProximityGraph,
+    gather_proximity,
     proximity_graph,
     proximity_keys,
+    proximity_on_edges,
     restrict_proximity,
     transition_proximity,
 )
@@ -16,5 +18,5 @@ __all__: list[str] = [
     "GCNEncoder", "VariationalGCNEncoder", "NormalizedAdjacencyCache",
     "NormalizedPropagationEncoder", "VariationalNormalizedPropagationEncoder",
     "ProximityAttentionConv", "transition_proximity", "ProximityGraph", "proximity_graph", "proximity_keys",
-    "restrict_proximity", "FeatureRows",
+    "restrict_proximity", "proximity_on_edges", "gather_proximity", "FeatureRows",
 ]

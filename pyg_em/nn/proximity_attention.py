@@ -25,8 +25,8 @@ from pyg_em.nn.sparse_matmul import (
 from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.validation import check_edge_weight, check_features, check_positive_int
 
-__all__ = ["ProximityAttentionConv", "ProximityGraph", "proximity_graph", "proximity_keys", "restrict_proximity",
-           "transition_proximity"]
+__all__ = ["ProximityAttentionConv", "ProximityGraph", "gather_proximity", "proximity_graph", "proximity_keys",
+           "proximity_on_edges", "restrict_proximity", "transition_proximity"]
 
 
 def _row_normalised(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -167,6 +167,69 @@ def restrict_proximity(keys: Tensor, values: Tensor, num_nodes: int, n_id: Tenso
     pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
     found = keys[pos] == query
     prox = torch.where(found, values[pos], torch.zeros((), dtype=values.dtype, device=values.device))
+    n = n_id.numel()
+    return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
+
+
+def proximity_on_edges(graph: ProximityGraph, edge_index: Tensor,
+                       chunk_size: int = 1 << 22) -> tuple[Tensor, Tensor]:
+    r"""The whole graph's :math:`M` laid out by edge id and by node: what a sampled batch reads by the global
+    ids ``e_id`` and ``n_id`` a ``NeighborLoader`` gives it (:func:`gather_proximity`), so that no batch
+    searches pair keys. A binary search per sampled edge into the :math:`E + N` keys of a 10M-node graph
+    misses the cache at every step of the search; one gather per edge does not, and these two tensors
+    (:math:`E + N` values) replace the key table (:math:`E + N` keys and values).
+
+    Args:
+        graph (ProximityGraph): :func:`proximity_graph` of the whole graph.
+        edge_index (Tensor): The edges a loader samples from, :math:`(2, E)`, ``edge_index[0]`` the
+            neighbour :math:`j` and ``edge_index[1]`` the node :math:`i` it is sampled for (PyG's
+            ``source_to_target`` flow), in the order whose positions are the loader's ``e_id``.
+        chunk_size (int): Edges looked up at a time, bounding the lookup's temporaries.
+            (default: :math:`2^{22}`)
+
+    Returns:
+        ``(edge_values, loop_values)``: :math:`M_{ij}` of each edge :math:`(E,)`, :math:`0` where
+        :math:`(i, j)` is not in the pattern (a directed edge without its reverse) and for a listed self
+        loop (a node attends to itself through ``loop_values``); and :math:`M_{ii}` of each node :math:`(N,)`.
+    """
+    check_positive_int(chunk_size, "chunk_size")
+    keys, values = proximity_keys(graph)
+    n, edge_index = graph.csr.size[0], edge_index.to(keys.device)
+
+    def lookup(query: Tensor) -> Tensor:
+        pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
+        return torch.where(keys[pos] == query, values[pos], torch.zeros((), dtype=values.dtype,
+                                                                        device=values.device))
+
+    edge_values = torch.empty(edge_index.size(1), dtype=values.dtype, device=values.device)
+    for start in range(0, edge_index.size(1), chunk_size):
+        source, target = edge_index[0, start:start + chunk_size], edge_index[1, start:start + chunk_size]
+        found = lookup(target * n + source)
+        edge_values[start:start + chunk_size] = torch.where(target != source, found, torch.zeros_like(found))
+    nodes = torch.arange(n, device=keys.device)
+    return edge_values, lookup(nodes * n + nodes)
+
+
+def gather_proximity(edge_values: Tensor, loop_values: Tensor, n_id: Tensor, e_id: Tensor,
+                     edge_index: Tensor) -> ProximityGraph:
+    r"""The attention pattern of a ``NeighborLoader`` batch with the whole graph's :math:`M`, gathered by
+    global edge and node ids from :func:`proximity_on_edges`: the same :class:`ProximityGraph` as
+    :func:`restrict_proximity`, at the cost of one gather per sampled edge and node.
+
+    Node :math:`i` attends to its sampled neighbours (listed self loops dropped) and to itself.
+
+    Args:
+        edge_values (Tensor): :math:`M_{ij}` per edge of the loader's graph :math:`(E,)`.
+        loop_values (Tensor): :math:`M_{ii}` per node :math:`(N,)`.
+        n_id (Tensor): Global id of each local node :math:`(N_b,)`.
+        e_id (Tensor): Global id of each sampled edge :math:`(E_b,)`.
+        edge_index (Tensor): Sampled edges :math:`(2, E_b)` in local ids (row 0 the neighbour).
+    """
+    target, source = edge_index[1], edge_index[0]
+    keep = target != source
+    loops = torch.arange(n_id.numel(), device=n_id.device)
+    target, source = torch.cat([target[keep], loops]), torch.cat([source[keep], loops])
+    prox = torch.cat([edge_values[e_id[keep]], loop_values[n_id]])
     n = n_id.numel()
     return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
 
