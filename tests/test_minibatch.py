@@ -23,6 +23,7 @@ from pyg_em.nn.sparse_matmul import csr_pair, csr_rows
 from pyg_em.recipes import fit_daegc, fit_link_prediction, link_neighbor_loader
 from pyg_em.recipes.daegc import daegc_neighbor_loader
 from pyg_em.train import seed_everything
+from pyg_em.utils.negative_sampling import forbidden_pair_keys
 from tests.conftest import requires_sampler
 
 
@@ -491,3 +492,18 @@ def test_vgae_batch_kl_is_the_seed_mean_over_the_batch_size():
     recon = nll[pos].mean() + nll[~pos].mean()
     assert torch.allclose(out.components["kl"], kl, atol=1e-12)
     assert torch.allclose(out.total, recon + 0.7 * kl, atol=1e-10)
+
+
+def test_forbidden_pair_keys_are_the_sorted_unique_keys_of_both_directions():
+    g = torch.Generator().manual_seed(0)
+    edges, held_out = torch.randint(0, 50, (2, 300), generator=g), torch.randint(0, 50, (2, 40), generator=g)
+    for undirected in (True, False):
+        for exclude in (None, held_out):
+            pairs = {(int(i), int(j)) for i, j in edges.t()}
+            if exclude is not None:
+                pairs |= {(int(i), int(j)) for i, j in exclude.t()}
+            if undirected:
+                pairs |= {(j, i) for i, j in pairs}
+            expected = torch.tensor(sorted(i * 50 + j for i, j in pairs))
+            assert torch.equal(forbidden_pair_keys(edges, 50, exclude, undirected=undirected), expected)
+    assert forbidden_pair_keys(torch.zeros(2, 0, dtype=torch.long), 5).numel() == 0
