@@ -82,6 +82,97 @@ def worker(num_nodes: int, epochs: int, batch_size: int, hidden: int, fanout: li
             "data_gib": data_gib, "load": os.getloadavg()[0]}
 
 
+class _GATEncoder(torch.nn.Module):
+    """PyAGC's side: it ships no DAEGC encoder, so the paper's two GAT layers (ELU, L2-normalised output) at our
+    widths (``hidden`` -> 16)."""
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int = 16) -> None:
+        super().__init__()
+        from torch_geometric.nn import GATConv
+
+        self.conv1, self.conv2 = GATConv(in_channels, hidden), GATConv(hidden, out_channels)
+
+    def forward(self, x, edge_index):
+        h = torch.nn.functional.elu(self.conv1(x, edge_index))
+        return torch.nn.functional.normalize(torch.nn.functional.elu(self.conv2(h, edge_index)), dim=-1)
+
+
+def pyagc_worker(num_nodes: int, batch_size: int, hidden: int, fanout: list[int]) -> dict[str, float]:
+    """PyAGC 1.1.2's mini-batch DAEGC on the same SBM, in this process: its ``train_batch`` with a
+    ``NeighborLoader`` of our fan-out and batch size for one pretraining and one self-training epoch (our
+    learning rates), its ``initialize_cluster_centers``, and its ``infer_batch`` prediction (at the training
+    fan-out)."""
+    from pyagc.models import DAEGC as PyAGCDAEGC
+    from torch_geometric.loader import NeighborLoader
+
+    from pyg_em.datasets import attributed_sbm
+    from pyg_em.metrics import clustering_metrics
+    from pyg_em.recipes import DAEGCRecipe
+    from pyg_em.train import seed_everything
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    baseline = _rss_gib()
+    data = attributed_sbm(num_nodes, 4, avg_degree=10, num_features=32, seed=0)
+    data_gib = (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
+    recipe = DAEGCRecipe()
+    seed_everything(0)
+    model = PyAGCDAEGC(_GATEncoder(data.num_features, hidden), 4, 16)
+    loader = NeighborLoader(data, num_neighbors=fanout, batch_size=batch_size, shuffle=True)
+    times = {}
+    start = time.perf_counter()
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=recipe.pretrain_lr)
+    pretrain_loss = model.train_batch(loader, optimizer, 0, verbose=False, pretrain=True)
+    times["pretrain_epoch_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    model.initialize_cluster_centers(data, num_layers=2, batch_size=4096, fan_out=-1, verbose=False)
+    times["kmeans_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    self_train_loss = model.train_batch(loader, optimizer, 0, verbose=False)
+    times["self_train_epoch_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    labels = model.infer_batch(NeighborLoader(data, num_neighbors=fanout, batch_size=4096, shuffle=False),
+                               verbose=False)
+    times["predict_s"] = time.perf_counter() - start
+    scores = clustering_metrics(data.y, labels.cpu())
+    return {"num_nodes": num_nodes, **times, "pretrain_loss": float(pretrain_loss),
+            "self_train_loss": float(self_train_loss), "acc": scores["acc"], "nmi": scores["nmi"],
+            "baseline_gib": baseline, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "data_gib": data_gib, "load": os.getloadavg()[0]}
+
+
+def pyagc_table(num_nodes: int, args: argparse.Namespace) -> str:
+    """PyAGC's row (its own process) beside ours from ``--jsonl`` (the main table's row of the same size)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--pyagc-worker", str(num_nodes),
+           "--batch-size", str(args.batch_size), "--hidden", str(args.hidden), "--fanout", *map(str, args.fanout)]
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"PyAGC at {num_nodes} failed with exit code {proc.returncode}")
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(json.dumps(theirs), flush=True)
+    ours = None
+    if args.jsonl and Path(args.jsonl).is_file():
+        ours = {r["num_nodes"]: r for r in map(json.loads, Path(args.jsonl).read_text().splitlines())}.get(num_nodes)
+    rows = []
+    for name, r, pretrain in (("PyAGC 1.1.2 DAEGC (GAT encoder)", theirs, "pretrain_epoch_s"),
+                              ("pyg_em DAEGC (fit_daegc)", ours, "pretrain_s")):
+        if r is None:
+            continue
+        rows.append([name, f"{r[pretrain]:.0f}", f"{r['kmeans_s']:.1f}", f"{r['self_train_epoch_s']:.0f}",
+                     f"{r['predict_s']:.1f}", f"{100 * r['acc']:.1f} / {100 * r['nmi']:.1f}", f"{r['peak_gib']:.2f}",
+                     f"{r['load']:.1f}"])
+    text = (f"### PyAGC side by side, {num_nodes:,}-node SBM (batch {args.batch_size}, fan-out {args.fanout}, "
+            f"hidden {args.hidden}, embedding 16)\n\n"
+            + markdown_table(["method", "pretraining s", "k-means s", "self-train epoch s", "predict s",
+                              "ACC / NMI %", "peak RSS GiB", "load"], rows) + "\n")
+    if ours is not None:
+        text += (f"\nSelf-training epoch, PyAGC ÷ ours: **{theirs['self_train_epoch_s'] / ours['self_train_epoch_s']:.2f}x**; "
+                 f"peak RSS, ours ÷ PyAGC: {ours['peak_gib'] / theirs['peak_gib']:.2f}. Pretraining: PyAGC one whole "
+                 f"epoch, ours the recipe's {_pretrain_steps(ours, args.batch_size)} steps.\n")
+    return text + "\n" + run_line() + f"\n\n{machine()}\n"
+
+
 def build_only(num_nodes: int) -> dict[str, float]:
     """The SBM build alone, in this process: seconds and peak RSS against the output's bytes."""
     from pyg_em.datasets import attributed_sbm, sbm_memory_bytes
@@ -145,14 +236,21 @@ def _projection(row: dict[str, float], num_nodes: int, batch_size: int) -> dict[
             "kmeans_s": float("nan"), "peak_gib": float("nan"), "data_gib": row["data_gib"] * scale}
 
 
-def _table(rows: list[dict]) -> str:
-    header = ["nodes", "directed edges", "build s", "pretrain s (epochs)", "k-means s", "self-train epoch s",
+def _pretrain_steps(row: dict, batch_size: int, budget: int = 100) -> int:
+    """Optimizer steps of a row's pretraining (``fit_daegc``: whole epochs reaching the recipe's 100 steps, or
+    the first 100 batches where one epoch is longer)."""
+    batches = -(-row["num_nodes"] // batch_size)
+    return budget if batches > budget else row["pretrain_epochs"] * batches
+
+
+def _table(rows: list[dict], batch_size: int) -> str:
+    header = ["nodes", "directed edges", "build s", "pretrain s (steps)", "k-means s", "self-train epoch s",
               "refresh s", "predict s", "ACC / NMI %", "peak RSS GiB", "data GiB", "peak ÷ data", "load"]
     out = []
     for r in rows:
         mark = " (projected)" if r.get("projected") else ""
         out.append([f"{r['num_nodes']:,}{mark}", f"{r.get('num_edges', 0):,}" if not mark else "≈ 10 N",
-                    f"{r['build_s']:.1f}", f"{r['pretrain_s']:.0f} ({r['pretrain_epochs']})",
+                    f"{r['build_s']:.1f}", f"{r['pretrain_s']:.0f} ({_pretrain_steps(r, batch_size)})",
                     f"{r['kmeans_s']:.1f}" if not mark else "–", f"{r['self_train_epoch_s']:.0f}",
                     f"{r['refresh_s']:.1f}",
                     f"{r['predict_s']:.1f}",
@@ -255,7 +353,19 @@ def main() -> None:
     parser.add_argument("--ddp-steps", type=int, default=20)
     parser.add_argument("--build-only", type=int, metavar="N", help="only the SBM build of an N-node graph")
     parser.add_argument("--kmeans", type=int, metavar="N", help="only exact vs sampled k-means on N points")
+    parser.add_argument("--pyagc", type=int, metavar="N",
+                        help="only PyAGC's mini-batch DAEGC on an N-node SBM, beside our row of --jsonl")
+    parser.add_argument("--pyagc-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pyagc_worker:
+        print(json.dumps(pyagc_worker(args.pyagc_worker, args.batch_size, args.hidden, args.fanout)))
+        return
+    if args.pyagc:
+        text = pyagc_table(args.pyagc, args)
+        print(text)
+        if args.write:
+            write_section("scale-pyagc", text)
+        return
     if args.worker:
         print(json.dumps(worker(args.worker, args.epochs, args.batch_size, args.hidden, args.fanout)))
         return
@@ -305,7 +415,7 @@ def main() -> None:
             "0.4 GiB of Python/torch); data = `edge_index` + `x` + `y` bytes. Projected rows scale the largest "
             "measured row's epoch, refresh and prediction times linearly in N (O(N + E) at fixed degree), "
             "pretraining by its whole epochs; k-means and memory are not extrapolated.\n\n"
-            + _table(rows) + "\n\n" + run_line() + f"\n\n{machine()}\n")
+            + _table(rows, args.batch_size) + "\n\n" + run_line() + f"\n\n{machine()}\n")
     print(text)
     if args.write:
         write_section("scale", text)
