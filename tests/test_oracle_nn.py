@@ -328,3 +328,143 @@ def test_propagation_encoder_inputs_sparse_features_adj_t_and_an_isolated_last_n
         (encoder(features, edge_index, weight) * torch.linspace(-1, 1, 24).double().view(8, 3)).sum().backward()
         grads.append(encoder.lins[0].weight.grad.clone())
     assert torch.allclose(grads[1], grads[0], atol=1e-12) and torch.allclose(grads[2], grads[0], atol=1e-12)
+
+
+# -- the root term, chunked inference rows, the sparse-aware projection, mini-batch proximity ------------------
+# Directed and weighted, with a listed self loop (dropped by M) and unequal out-degrees.
+DIRECTED = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3, 4, 5, 5, 6, 6, 2],
+                         [1, 2, 2, 3, 0, 3, 1, 4, 5, 0, 6, 3, 5, 2]])
+DIRECTED_WEIGHT = torch.tensor([1.0, 3.0, 2.0, 0.5, 1.0, 4.0, 2.0, 1.0, 0.7, 1.0, 2.0, 1.5, 0.3, 5.0],
+                               dtype=torch.float64)
+
+
+def root_layer(seed=5, in_channels=3, out_channels=4):
+    torch.manual_seed(seed)
+    conv = ProximityAttentionConv(in_channels, out_channels, root_weight=True).double()
+    with torch.no_grad():
+        conv.bias.copy_(torch.randn(out_channels, dtype=torch.float64))
+        conv.att_self.mul_(4.0)
+        conv.att_neighbor.mul_(4.0)
+    return conv, torch.randn(7, in_channels, dtype=torch.float64)
+
+
+def test_root_weight_forward_rows_and_input_rows_match_the_dense_equations():
+    conv, x = root_layer()
+    w, a_s, a_n = params(conv)
+    w_root, b = conv.lin_root.weight.detach(), conv.bias.detach()
+    alpha, aggregated = dense_attention(x, DIRECTED, w, a_s, a_n, 0.2, DIRECTED_WEIGHT)
+    expected = aggregated + x @ w_root.t() + b  # h'_i = sum_j alpha_ij W x_j + W_r x_i + b
+    conv.eval()
+    assert torch.allclose(conv(x, DIRECTED, DIRECTED_WEIGHT), expected, atol=1e-12)
+    graph = conv.graph(DIRECTED, 7, DIRECTED_WEIGHT)
+    h, root = conv.project(x), conv.project_root(x)
+    assert torch.allclose(h, x @ w.t(), atol=1e-12) and torch.allclose(root, x @ w_root.t(), atol=1e-12)
+    scores = conv.input_scores(x)
+    assert torch.allclose(scores[0], x @ w.t() @ a_s, atol=1e-12)
+    assert torch.allclose(scores[1], x @ w.t() @ a_n, atol=1e-12)
+    for start, stop in ((0, 2), (2, 3), (3, 7)):  # unequal chunks: each row's softmax stays within its row
+        rows = conv.forward_rows(h, graph, start, stop, root[start:stop])
+        assert torch.allclose(rows, expected[start:stop], atol=1e-12), (start, stop)
+        rows = conv.forward_rows_from_input(x, scores, graph, start, stop)
+        assert torch.allclose(rows, expected[start:stop], atol=1e-12), (start, stop)
+    # The fixture tells the terms apart: the root term, W_r against W, the bias.
+    assert (aggregated + b - expected).abs().max() > 1e-2
+    assert (aggregated + x @ w.t() + b - expected).abs().max() > 1e-2
+    with pytest.raises(ValueError, match=r"forward_rows\(root=\.\.\.\) takes the chunk's root term exactly when the "
+                                         r"layer has root_weight \(root_weight=True, root given: False\)"):
+        conv.forward_rows(h, graph, 0, 7)
+    plain = ProximityAttentionConv(3, 4).double()
+    assert plain.project_root(x) is None and not plain.root_weight and conv.root_weight
+    with pytest.raises(ValueError, match=r"\(root_weight=False, root given: True\)"):
+        plain.forward_rows(h, graph, 0, 7, root)
+
+
+def test_float32_layer_on_float64_edge_weights_stays_float32():
+    # M is float64 here (the weights' dtype); the logits, alpha and the output follow the layer's float32.
+    conv, x = root_layer(seed=6)
+    w, a_s, a_n = params(conv)
+    _, aggregated = dense_attention(x, DIRECTED, w, a_s, a_n, 0.2, DIRECTED_WEIGHT)
+    expected = aggregated + x @ conv.lin_root.weight.detach().t() + conv.bias.detach()
+    conv = conv.float().eval()
+    graph = conv.graph(DIRECTED, 7, DIRECTED_WEIGHT)
+    assert graph.values.dtype == torch.float64
+    out = conv(x.float(), DIRECTED, DIRECTED_WEIGHT)
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), expected, atol=1e-5)
+    h = conv.project(x.float())
+    rows = conv.forward_rows(h, graph, 0, 7, conv.project_root(x.float()))
+    assert rows.dtype == torch.float32 and torch.allclose(rows.double(), expected, atol=1e-5)
+
+
+def test_projection_takes_the_sparse_product_by_density_and_layout(monkeypatch):
+    import pyg_em.nn.proximity_attention as module
+
+    calls = []
+    product = module.constant_sparse_matmul
+
+    def spy(a, a_t, b):
+        calls.append(b.shape)
+        return product(a, a_t, b)
+
+    monkeypatch.setattr(module, "constant_sparse_matmul", spy)
+    conv, _ = root_layer(seed=7, in_channels=20)
+    w, w_root = conv.lin.weight.detach(), conv.lin_root.weight.detach()
+    gen = torch.Generator().manual_seed(0)
+    values = torch.randn(7, 20, generator=gen, dtype=torch.float64)
+    sparse = values * (torch.arange(140).view(7, 20) % 16 == 3)  # 9 of 140 entries: 6.4 % <= 10 %
+    dense = values * (torch.arange(140).view(7, 20) % 4 == 1)  # 35 of 140: 25 % > 10 %
+    cases = [  # (sparse_input, features, expected to take the sparse product)
+        (None, sparse, True), (None, dense, False), (True, dense, True), (False, sparse, False),
+        (None, sparse.to_sparse_csr(), True), (False, sparse.to_sparse_csr(), False), (None, sparse.to_sparse(), False),
+    ]
+    for sparse_input, features, takes_sparse in cases:
+        conv.sparse_input = sparse_input
+        conv._sparse_x_cache = module.TensorKeyedCache()
+        calls.clear()
+        dense_x = features.to_dense() if features.layout != torch.strided else features
+        assert torch.allclose(conv.project(features), dense_x @ w.t(), atol=1e-12)
+        assert torch.allclose(conv.project_root(features), dense_x @ w_root.t(), atol=1e-12)  # W_r, not W
+        assert (calls == [w.t().shape] * 2) if takes_sparse else not calls, (sparse_input, features.layout)
+    # Features that need a gradient always take the dense product, whose input gradient is W.
+    conv.sparse_input = True
+    calls.clear()
+    x = sparse.clone().requires_grad_()
+    conv.project(x).sum().backward()
+    assert not calls and torch.allclose(x.grad, w.sum(0).expand(7, 20), atol=1e-12)
+    # The sparse product's gradient with respect to W is the dense one.
+    conv.zero_grad()
+    conv.project(sparse).pow(2).sum().backward()
+    expected = 2 * (sparse @ w.t()).t() @ sparse
+    assert calls and torch.allclose(conv.lin.weight.grad, expected, atol=1e-12)
+
+
+def test_restrict_proximity_looks_up_the_whole_graphs_m_by_global_ids():
+    from pyg_em.nn import proximity_graph, proximity_keys, restrict_proximity
+
+    n = 7
+    m, a = dense_proximity(DIRECTED, n, DIRECTED_WEIGHT)
+    on_pattern = (a > 0) | torch.eye(n, dtype=torch.bool)
+    graph = proximity_graph(DIRECTED, n, DIRECTED_WEIGHT)
+    keys, values = proximity_keys(graph)
+    rows, cols = torch.nonzero(on_pattern, as_tuple=True)  # row-major: the sorted keys
+    assert torch.equal(keys, rows * n + cols)
+    assert torch.allclose(values, m[rows, cols], atol=1e-12)
+    # A sampled subgraph: local node l is global n_id[l]; edges (source j, target i) in local ids, with a listed
+    # self loop (replaced by one loop per node), a pair whose reverse is no edge (0 -> 1 exists, 1 -> 0 not) and a
+    # two-hop pair that is no edge (M of the dense T + T^2 is non-zero there, but it is outside the pattern).
+    n_id = torch.tensor([3, 1, 0, 5, 2])
+    local = torch.tensor([[1, 2, 4, 0, 1, 4, 4, 2],
+                          [0, 0, 0, 1, 2, 2, 4, 4]])
+    sub = restrict_proximity(keys, values, n, n_id, local)
+    keep = local[0] != local[1]
+    target = torch.cat([local[1][keep], torch.arange(5)])
+    source = torch.cat([local[0][keep], torch.arange(5)])
+    assert torch.equal(sub.index, torch.stack([target, source]))
+    gi, gj = n_id[target], n_id[source]
+    expected = torch.where(on_pattern[gi, gj], m[gi, gj], torch.zeros(()))
+    assert torch.allclose(sub.values, expected, atol=1e-12)
+    assert bool((~on_pattern[gi, gj] & (m[gi, gj] > 0)).any())  # the pattern filter matters on this fixture
+    assert bool((~on_pattern[gi, gj]).any()) and bool(on_pattern[gi, gj].any())
+    crow = torch.zeros(6, dtype=torch.long)
+    crow[1:] = torch.bincount(target, minlength=5).cumsum(0)
+    assert torch.equal(sub.csr.crow, crow) and sub.csr.size == (5, 5)
+    assert torch.equal(sub.csr.col, source[(target * 5 + source).argsort()])
