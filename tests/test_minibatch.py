@@ -507,3 +507,19 @@ def test_forbidden_pair_keys_are_the_sorted_unique_keys_of_both_directions():
             expected = torch.tensor(sorted(i * 50 + j for i, j in pairs))
             assert torch.equal(forbidden_pair_keys(edges, 50, exclude, undirected=undirected), expected)
     assert forbidden_pair_keys(torch.zeros(2, 0, dtype=torch.long), 5).numel() == 0
+
+
+@requires_sampler
+@pytest.mark.parametrize("sparse_features", [False, True])
+def test_minibatch_fit_tells_the_first_layer_the_stores_density(sparse_features):
+    # the loader's FeatureRows decided once; no batch's rows are counted again (a host sync per step on CUDA)
+    data = sparse_graph(n=60) if sparse_features else attributed_sbm(60, 2, 5, num_features=6, seed=0)
+    model = DAEGC(data.num_features, 2, hidden_channels=8, embedding_channels=4)
+    seen = []
+    for name in ("pretrain_loss_batch", "loss_batch"):
+        real = getattr(model, name)
+        setattr(model, name, lambda *a, _real=real, **k: seen.append(model.conv1.sparse_input) or _real(*a, **k))
+    fit_daegc(model, data, pretrain_steps=2, epochs=1, n_init=1, batch_size=20, num_neighbors=[3, 3],
+              progress=False, device="cpu")
+    assert seen and set(seen) == {sparse_features}
+    assert model.conv1.sparse_input is None  # the user's automatic choice is restored

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -167,6 +168,20 @@ def _csc_sorted(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_
     if edge_weight is not None:
         data.edge_weight = edge_weight.cpu()[perm]
     return data
+
+
+@contextlib.contextmanager
+def _batch_density_decided(model: DAEGC, loader: Any):
+    """Mini-batch training with the first layer told whether its input is sparse, as the loader's
+    :class:`~pyg_em.nn.FeatureRows` decided once for the whole feature matrix: otherwise the layer's automatic
+    choice counts the non-zeros of every batch's rows again, a host synchronisation per step on an accelerator."""
+    conv, before = model.conv1, model.conv1.sparse_input
+    if loader is not None and before is None:
+        conv.sparse_input = loader.transform.features.sparse
+    try:
+        yield
+    finally:
+        conv.sparse_input = before
 
 
 class _SelfTrainingMonitor(Callback):
@@ -338,7 +353,8 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
     if resume_self_training:  # pretraining and k-means are done: their result is in the self-training checkpoint
         pre_history = load_checkpoint(pre_path)["history"] if pre_path.is_file() else {}
     else:
-        pre_history = pre.fit(data if loader is None else None, loader=pre_loader, resume=resume)
+        with _batch_density_decided(model, loader):
+            pre_history = pre.fit(data if loader is None else None, loader=pre_loader, resume=resume)
     data = data.to(pre.device)
     if not resume_self_training:
         start = time.perf_counter()
@@ -368,7 +384,8 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
                     batch_step_fn=lambda m, b: m.loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
                     callbacks=callbacks, checkpoint_path=train_path, **common)
     try:
-        history = train.fit(data if loader is None else None, loader=loader, resume=resume_self_training)
+        with _batch_density_decided(model, loader):
+            history = train.fit(data if loader is None else None, loader=loader, resume=resume_self_training)
     finally:
         model.conv1.dropout, model.conv2.dropout = dropouts
     history.update({f"pretrain_{k}": v for k, v in pre_history.items()})
