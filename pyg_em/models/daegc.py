@@ -157,10 +157,11 @@ class DAEGC(ClusteringModel):
                     root: Tensor | None = None) -> Tensor:
         """ELU of ``conv``'s output for every node from its projection ``h`` (and root term), chunk by chunk."""
         out = h.new_empty(h.size(0), conv.out_channels)
+        scores = conv.projected_scores(h)  # once per layer, not once per chunk
         for start in chunks:
             stop = min(start + chunks.step, h.size(0))
             rows = None if root is None else root[start:stop]
-            out[start:stop] = F.elu(conv.forward_rows(h, graph, start, stop, rows))
+            out[start:stop] = F.elu(conv.forward_rows(h, graph, start, stop, rows, scores=scores))
             bars.update()
         return out
 

@@ -402,20 +402,29 @@ class ProximityAttentionConv(MessagePassing):
         return out + self.bias if self.bias is not None else out
 
     @torch.no_grad()
+    def projected_scores(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The attention scores :math:`\mathbf{a}_s^\top \mathbf{h}_i` and :math:`\mathbf{a}_n^\top \mathbf{h}_i`
+        of every node from its projection ``h``: computed once per layer for :meth:`forward_rows`, whose chunks
+        would otherwise each score all :math:`N` nodes (quadratic in :math:`N` over a layer)."""
+        return (h * self.att_self).sum(-1), (h * self.att_neighbor).sum(-1)
+
+    @torch.no_grad()
     def forward_rows(self, h: Tensor, graph: ProximityGraph, start: int, stop: int,
-                     root: Tensor | None = None) -> Tensor:
+                     root: Tensor | None = None, scores: tuple[Tensor, Tensor] | None = None) -> Tensor:
         r"""The outputs of nodes ``start`` to ``stop - 1`` of the full graph, without dropout (inference).
 
         ``h`` is :meth:`project` of *every* node; only the attention rows of the chunk are formed, so the
         memory above ``h`` is bounded by the chunk's edges. ``root`` is the chunk's root term
-        (:meth:`project_root` of its input rows), required with ``root_weight``. Chunks over all nodes reproduce
+        (:meth:`project_root` of its input rows), required with ``root_weight``; ``scores`` is
+        :meth:`projected_scores` of ``h``, computed here when not given. Chunks over all nodes reproduce
         :meth:`forward` in evaluation mode (the layer-wise inference of :meth:`pyg_em.models.DAEGC.embed_data`).
         """
         if (root is None) != (self.lin_root is None):
             raise ValueError("forward_rows(root=...) takes the chunk's root term exactly when the layer has "
                              f"root_weight (root_weight={self.root_weight}, root given: {root is not None})")
         local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
-        alpha = self._alpha(h[start:stop], h, prox, rows, cols, stop - start)
+        scores = self.projected_scores(h) if scores is None else scores
+        alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
         out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
         if root is not None:
             out = out + root
