@@ -1,6 +1,7 @@
 """Independent oracles for the clustering maths: the regularised spectral embedding against a dense ``eigh``
 written here, and the chunked Lloyd refinement against a dense loop (issue 17's mutation survivors)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,65 @@ def test_spectral_clustering_uses_the_weights_and_passes_its_kmeans_options(monk
     monkeypatch.setattr(spectral_module, "kmeans", lambda *a, **k: calls.append(k) or real(*a, **k))
     spectral_clustering(edge_index, 6, 2, edge_weight, n_init=3, seed=7)
     assert calls == [{"n_init": 3, "seed": 7}]
+
+
+def silhouette_by_hand(x, labels):
+    """Mean of (b_i - a_i) / max(a_i, b_i): a_i the mean distance to the other rows of i's cluster, b_i to the
+    rows of the nearest other cluster (Rousseeuw, 1987; every cluster here has at least two rows)."""
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    clusters = np.unique(labels)
+    sums = np.stack([d[:, labels == c].sum(1) for c in clusters], 1)  # (n, K) distance sums per cluster
+    sizes = np.array([(labels == c).sum() for c in clusters])
+    own = labels[:, None] == clusters[None, :]
+    a = (sums * own).sum(1) / ((sizes[None, :] * own).sum(1) - 1)
+    b = np.where(own, np.inf, sums / sizes[None, :]).min(1)
+    return float(np.mean((b - a) / np.maximum(a, b)))
+
+
+def _far_blobs(sizes, seed=0, spread=0.5):
+    """Blobs far apart (k-means recovers them exactly), the last ones much farther: small outlying clusters."""
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [12.0, 3.0], [100.0, -80.0], [-90.0, 120.0]])
+    labels = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)])
+    return centres[labels] + spread * rng.standard_normal((len(labels), 2)), labels
+
+
+def test_feature_silhouette_drops_clusters_under_five_rows_or_one_percent():
+    from pyg_em.clusters import feature_silhouette
+
+    # A 5-row outlying cluster is kept (5 >= max(5, 1 % of 75)), a 4-row one is dropped before scoring.
+    for small, kept in ((5, 3), (4, 2)):
+        x, labels = _far_blobs([40, 30, small])
+        keep = labels < kept
+        expected = silhouette_by_hand(x[keep], labels[keep])
+        assert feature_silhouette(torch.from_numpy(x), 3) == pytest.approx(expected, rel=1e-9), small
+        assert silhouette_by_hand(x, labels) != pytest.approx(silhouette_by_hand(x[labels < 2], labels[labels < 2]),
+                                                              rel=1e-3)  # the outlying cluster changes the score
+    # Above 500 rows the 1 % rule decides: 6 rows of 700 are under 7, so they are dropped.
+    x, labels = _far_blobs([400, 294, 6], seed=1)
+    keep = labels < 2
+    assert feature_silhouette(torch.from_numpy(x), 3) == pytest.approx(silhouette_by_hand(x[keep], labels[keep]),
+                                                                       rel=1e-9)
+    # Fewer than two clusters left after dropping the outliers: 0.
+    x, _ = _far_blobs([60, 0, 2, 2])
+    assert feature_silhouette(torch.from_numpy(x), 3) == 0.0
+    # The sample: the sorted rows of numpy's default_rng(seed).choice, without replacement.
+    x, labels = _far_blobs([50, 40], seed=2)
+    rows = np.sort(np.random.default_rng(4).choice(90, 30, replace=False))
+    expected = silhouette_by_hand(x[rows], labels[rows])
+    x = torch.from_numpy(x)
+    assert feature_silhouette(x, 2, sample_size=30, seed=4) == pytest.approx(expected, rel=1e-9)
+    assert feature_silhouette(x, 2, sample_size=30, seed=5) != pytest.approx(expected, rel=1e-6)
+    assert feature_silhouette(x, 2, sample_size=90) == pytest.approx(silhouette_by_hand(x.numpy(), labels),
+                                                                                rel=1e-9)
+    assert feature_silhouette(x, 3, sample_size=3) == 0.0  # as many clusters as sampled rows
+    with pytest.raises(ValueError, match=r"^x must be an \(N, F\) feature tensor, got Tensor of shape \(90,\)$"):
+        feature_silhouette(x[:, 0], 2)
+    with pytest.raises(ValueError, match=r"^x must be an \(N, F\) feature tensor, got list of shape \(\)$"):
+        feature_silhouette([[0.0]], 2)
+    bad = x.clone()
+    bad[7, 1] = float("nan")
+    with pytest.raises(ValueError, match="x holds NaN or Inf values"):
+        feature_silhouette(bad, 2)
+    with pytest.raises(ValueError, match="sample_size"):
+        feature_silhouette(x, 2, sample_size=0)
