@@ -105,6 +105,13 @@ def test_recon_loss_paths_by_hand():
             assert got == pytest.approx(bce_pos(z, pairs) + bce_neg_mean(z, valid), abs=1e-12), (seed, kwargs)
             mixed.add(0 < len(valid) < count)
     assert mixed == {True}  # every draw mixes rejected and valid candidates: a plain mean cannot pass
+    # The same edge tensor with one more node: the cached pair keys (i N + j) are rebuilt for the new N.
+    z9 = torch.cat([z, torch.randn(1, 3, generator=gen, dtype=torch.float64)])
+    for seed in range(3):
+        valid = [(u, v) for u, v in replay_negatives(seed, edges[0], 9, count) if u != v and (u, v) not in forbidden]
+        torch.manual_seed(seed)
+        got = model.recon_loss(z9, edges).item()
+        assert got == pytest.approx(bce_pos(z9, pairs) + bce_neg_mean(z9, valid), abs=1e-12), seed
     # A batch without positive edges: an exact zero, still connected to z.
     zg = z.clone().requires_grad_()
     empty = model.recon_loss(zg, edges[:, :0])
@@ -189,6 +196,9 @@ def test_set_feature_scale_and_feature_loss_by_hand():
         if scale is not None:
             assert model.set_feature_scale(scale) == 0.0
         assert model.feature_loss(z, constant).item() == 0.0
+    with pytest.raises(ValueError, match=r"^DAEGC\.feature_loss needs feature_weight > 0 \(the model has no feature "
+                                         r"decoder\); build it with DAEGC\(\.\.\., feature_weight=0\.5\)$"):
+        DAEGC(4, 3, hidden_channels=6, embedding_channels=3).feature_loss(z, x)
 
 
 def make_batch(data, n_id, local_edges, seeds, hops=None):
@@ -272,8 +282,22 @@ def test_batch_losses_by_hand():
     for missing in ("n_id", "batch_size"):
         bad = make_batch(data, n_id, local, 3, [6, 3])
         del bad[missing]
-        with pytest.raises(ValueError, match=r"DAEGC.loss_batch needs NeighborLoader batches with n_id"):
+        with pytest.raises(ValueError, match=r"^DAEGC\.loss_batch needs NeighborLoader batches with n_id \(global "
+                                             r"node ids\) and batch_size \(seed count\); got a batch without them\. "
+                                             r"Use torch_geometric\.loader\.NeighborLoader or "
+                                             r"pyg_em\.recipes\.fit_daegc\(batch_size=\.\.\.\)$"):
             model.pretrain_loss_batch(bad)
+    # The batch's edge weights reach the attention layers.
+    weighted = make_batch(data, n_id, local, 3, [6, 3])
+    weighted.edge_weight = torch.linspace(0.2, 4.0, local.size(1), dtype=torch.float64)
+    z = dense_embed(model, weighted.x, local, weighted.edge_weight)
+    pairs = hop_one.flip(0).t().tolist()
+    forbidden = set(map(tuple, pairs)) | {(j, i) for i, j in pairs}
+    valid = [(a, b) for a, b in replay_negatives(0, hop_one.flip(0)[0], 3, 14) if a != b and (a, b) not in forbidden]
+    torch.manual_seed(0)
+    got = model.pretrain_loss_batch(weighted).components["recon"].item()
+    assert got == pytest.approx(bce_pos(z, pairs) + bce_neg_mean(z, valid), abs=1e-10)
+    assert (z - dense_embed(model, weighted.x, local)).abs().max() > 1e-2
     sparse = make_batch(data, n_id, local, 3, [6, 3])
     sparse.x = sparse.x.to_sparse()
     with pytest.raises(ValueError, match=r"needs the seeds' dense feature rows of a sparse batch: batch.seed_x"):

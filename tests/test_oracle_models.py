@@ -467,3 +467,56 @@ def test_gae_full_reconstruction_cache_is_keyed_on_self_loops_dtype_and_size(mon
     assert torch.isfinite(model.full_recon_loss(z6, EDGES, HELD))
     with pytest.raises(ValueError, match=r"recon='full' builds N\^2 logits; N=7 > 6: use recon='sampled'"):
         model.full_recon_loss(torch.cat([z6, z6[:1]]), EDGES, HELD)
+
+
+@pytest.mark.parametrize("kl_weight", [1.0, 0.25])
+def test_link_batch_losses_by_hand_with_masked_negatives_and_the_scaled_kl(kl_weight):
+    from pyg_em.utils import forbidden_pair_keys
+
+    logstd = torch.tensor([[0.1, -0.3], [0.5, 0.0], [-0.2, 0.4], [0.3, 0.3], [-0.6, 0.2]], dtype=torch.float64)
+    label_index = torch.tensor([[0, 1, 3, 2, 4, 1], [2, 3, 4, 0, 1, 4]])
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    n_id = torch.tensor([7, 2, 5, 0, 9])  # local -> global ids of a 10-node graph
+    batch = Data(x=torch.zeros(5, 1, dtype=torch.float64), edge_index=EDGES, edge_label_index=label_index,
+                 edge_label=labels, n_id=n_id)
+    # Global edges: (0, 9) is the drawn negative local 3 -> 4, and (7, 5) is the positive local 0 -> 2, whose
+    # reverse is the drawn negative local 2 -> 0. Local 4 -> 1 and 1 -> 4 (global 9 - 2) stay negatives.
+    keys = forbidden_pair_keys(torch.tensor([[0, 2, 7, 6], [9, 8, 5, 8]]), 10)
+
+    def bce(i, j, label):
+        s = float(Z[i] @ Z[j])
+        return -math.log(sig(s)) if label else -math.log(1 - sig(s))
+
+    pos = [bce(0, 2, 1), bce(1, 3, 1)]
+    negs = {(3, 4): bce(3, 4, 0), (2, 0): bce(2, 0, 0), (4, 1): bce(4, 1, 0), (1, 4): bce(1, 4, 0)}
+    kl_mean = sum(-0.5 * sum(1 + 2 * float(logstd[i, d]) - float(Z[i, d]) ** 2 - math.exp(float(logstd[i, d])) ** 2
+                             for d in range(2)) for i in range(5)) / 5
+    for forbidden, masked in ((None, set()), (keys, {(3, 4), (2, 0)})):
+        kept = [v for pair, v in negs.items() if pair not in masked]
+        recon = sum(pos) / 2 + sum(kept) / len(kept)
+        for model in (GAE(FixedEncoder(Z)), VGAE(FixedEncoder(Z, logstd), kl_weight=kl_weight)):
+            model.eval()  # z = mu
+            out = model.loss_batch(batch, forbidden, None if forbidden is None else 10)
+            assert out.components["recon"].item() == pytest.approx(recon, abs=1e-12)
+            if isinstance(model, VGAE):
+                assert out.components["kl"].item() == pytest.approx(kl_mean / 5, abs=1e-12)  # / the batch's nodes
+                assert out.total.item() == pytest.approx(recon + kl_weight * kl_mean / 5, abs=1e-12)
+            else:
+                assert out.total.item() == pytest.approx(recon, abs=1e-12) and set(out.components) == {"recon"}
+    assert abs(kl_mean / 5) > 1e-2 and len(negs) == 4
+    vgae = VGAE(FixedEncoder(Z, logstd))
+    with pytest.raises(ValueError, match=r"^loss_batch\(forbidden=\.\.\.\) needs num_nodes, the node count the keys "
+                                         r"were built with$"):
+        vgae.loss_batch(batch, keys)
+    no_ids = batch.clone()
+    del no_ids.n_id
+    with pytest.raises(ValueError, match=r"loss_batch\(forbidden=\.\.\.\) needs batches with n_id"):
+        vgae.loss_batch(no_ids, keys, 10)
+    positives = batch.clone()
+    positives.edge_label = torch.ones(6)
+    with pytest.raises(ValueError, match="the link loader's batches carry only positive labels"):
+        GAE(FixedEncoder(Z)).loss_batch(positives)
+    unlabelled = batch.clone()
+    del unlabelled.edge_label_index
+    with pytest.raises(ValueError, match="loss_batch expects a LinkNeighborLoader batch with edge_label_index"):
+        GAE(FixedEncoder(Z)).loss_batch(unlabelled)
