@@ -520,3 +520,15 @@ def test_link_batch_losses_by_hand_with_masked_negatives_and_the_scaled_kl(kl_we
     del unlabelled.edge_label_index
     with pytest.raises(ValueError, match="loss_batch expects a LinkNeighborLoader batch with edge_label_index"):
         GAE(FixedEncoder(Z)).loss_batch(unlabelled)
+
+
+def test_vgae_kl_loss_by_hand_and_a_missing_half_named():
+    vgae = VGAE(lambda x, edge_index: (x, x))
+    mu = torch.tensor([[0.5, -1.0], [2.0, 0.0], [0.0, 0.3]])
+    logstd = torch.tensor([[0.1, -0.2], [0.0, 0.4], [-0.5, 0.0]])
+    expected = -0.5 * (1 + 2 * logstd - mu**2 - torch.exp(2 * logstd)).sum(1).mean()
+    assert torch.allclose(vgae.kl_loss(mu, logstd), expected)
+    # before any encode() there is no cached half to fall back on: either half alone is an error that names both
+    for args in ({"mu": mu}, {"logstd": logstd}):
+        with pytest.raises(RuntimeError, match="needs mu and logstd"):
+            vgae.kl_loss(**args)
