@@ -137,6 +137,24 @@ def proximity_keys(graph: ProximityGraph) -> tuple[Tensor, Tensor]:
     return rows * n + csr.col, graph.values[csr.order]
 
 
+def _lookup_sorted(keys: Tensor, values: Tensor, query: Tensor) -> Tensor:
+    """``values`` at the positions of ``query`` in the sorted ``keys``; 0 for a key that is absent."""
+    pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
+    return torch.where(keys[pos] == query, values[pos], torch.zeros((), dtype=values.dtype, device=values.device))
+
+
+def _batch_pattern(edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A batch's attention pattern: its sampled edges ``j -> i`` without listed self loops, then one self loop per
+    node; returns ``(keep, target, source)`` with ``keep`` the mask of the sampled edges kept."""
+    keep = edge_index[1] != edge_index[0]
+    loops = torch.arange(num_nodes, device=edge_index.device)
+    return keep, torch.cat([edge_index[1][keep], loops]), torch.cat([edge_index[0][keep], loops])
+
+
+def _batch_graph(target: Tensor, source: Tensor, prox: Tensor, num_nodes: int) -> ProximityGraph:
+    return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (num_nodes, num_nodes)))
+
+
 def restrict_proximity(keys: Tensor, values: Tensor, num_nodes: int, n_id: Tensor,
                        edge_index: Tensor) -> ProximityGraph:
     r"""The attention pattern of a sampled subgraph, with the *whole graph's* proximity :math:`M_{ij}`.
@@ -159,16 +177,9 @@ def restrict_proximity(keys: Tensor, values: Tensor, num_nodes: int, n_id: Tenso
         n_id (Tensor): Global id of each local node :math:`(N_b,)`.
         edge_index (Tensor): Sampled edges :math:`(2, E_b)` in local ids.
     """
-    target, source = edge_index[1], edge_index[0]
-    keep = target != source
-    loops = torch.arange(n_id.numel(), device=n_id.device)
-    target, source = torch.cat([target[keep], loops]), torch.cat([source[keep], loops])
-    query = n_id[target] * num_nodes + n_id[source]
-    pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
-    found = keys[pos] == query
-    prox = torch.where(found, values[pos], torch.zeros((), dtype=values.dtype, device=values.device))
-    n = n_id.numel()
-    return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
+    _, target, source = _batch_pattern(edge_index, n_id.numel())
+    prox = _lookup_sorted(keys, values, n_id[target] * num_nodes + n_id[source])
+    return _batch_graph(target, source, prox, n_id.numel())
 
 
 def proximity_on_edges(graph: ProximityGraph, edge_index: Tensor,
@@ -195,19 +206,13 @@ def proximity_on_edges(graph: ProximityGraph, edge_index: Tensor,
     check_positive_int(chunk_size, "chunk_size")
     keys, values = proximity_keys(graph)
     n, edge_index = graph.csr.size[0], edge_index.to(keys.device)
-
-    def lookup(query: Tensor) -> Tensor:
-        pos = torch.searchsorted(keys, query).clamp_max(keys.numel() - 1)
-        return torch.where(keys[pos] == query, values[pos], torch.zeros((), dtype=values.dtype,
-                                                                        device=values.device))
-
     edge_values = torch.empty(edge_index.size(1), dtype=values.dtype, device=values.device)
     for start in range(0, edge_index.size(1), chunk_size):
         source, target = edge_index[0, start:start + chunk_size], edge_index[1, start:start + chunk_size]
-        found = lookup(target * n + source)
+        found = _lookup_sorted(keys, values, target * n + source)
         edge_values[start:start + chunk_size] = torch.where(target != source, found, torch.zeros_like(found))
     nodes = torch.arange(n, device=keys.device)
-    return edge_values, lookup(nodes * n + nodes)
+    return edge_values, _lookup_sorted(keys, values, nodes * n + nodes)
 
 
 def gather_proximity(edge_values: Tensor, loop_values: Tensor, n_id: Tensor, e_id: Tensor,
@@ -225,13 +230,8 @@ def gather_proximity(edge_values: Tensor, loop_values: Tensor, n_id: Tensor, e_i
         e_id (Tensor): Global id of each sampled edge :math:`(E_b,)`.
         edge_index (Tensor): Sampled edges :math:`(2, E_b)` in local ids (row 0 the neighbour).
     """
-    target, source = edge_index[1], edge_index[0]
-    keep = target != source
-    loops = torch.arange(n_id.numel(), device=n_id.device)
-    target, source = torch.cat([target[keep], loops]), torch.cat([source[keep], loops])
-    prox = torch.cat([edge_values[e_id[keep]], loop_values[n_id]])
-    n = n_id.numel()
-    return ProximityGraph(torch.stack([target, source]), prox, csr_pattern(target, source, (n, n)))
+    keep, target, source = _batch_pattern(edge_index, n_id.numel())
+    return _batch_graph(target, source, torch.cat([edge_values[e_id[keep]], loop_values[n_id]]), n_id.numel())
 
 
 def _chunk_rows(graph: ProximityGraph, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
