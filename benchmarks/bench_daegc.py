@@ -38,13 +38,14 @@ def run_ours(data, seed: int, minibatch: bool, epochs: int) -> dict[str, float]:
 
 
 class _PyAGCEncoder(torch.nn.Module):
-    """The paper's encoder for PyAGC (its package ships no DAEGC encoder): GAT 256 -> 16, ELU, L2-normalised."""
+    """The paper's encoder for PyAGC (its package ships no DAEGC encoder): GAT ``hidden`` -> ``out_channels``
+    (256 -> 16 by default), ELU, L2-normalised."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, hidden: int = 256, out_channels: int = 16) -> None:
         super().__init__()
         from torch_geometric.nn import GATConv
 
-        self.conv1, self.conv2 = GATConv(in_channels, 256), GATConv(256, 16)
+        self.conv1, self.conv2 = GATConv(in_channels, hidden), GATConv(hidden, out_channels)
 
     def forward(self, x, edge_index):
         return F.normalize(F.elu(self.conv2(F.elu(self.conv1(x, edge_index)), edge_index)), dim=-1)

@@ -34,6 +34,11 @@ from benchmarks._report import machine, markdown_table, run_line, write_section
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _data_gib(data) -> float:
+    """The data's own bytes (``edge_index`` + ``x`` + ``y``), in GiB."""
+    return (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
+
+
 def _rss_gib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -54,7 +59,7 @@ def worker(num_nodes: int, epochs: int, batch_size: int, hidden: int, fanout: li
     start = time.perf_counter()
     data = attributed_sbm(num_nodes, 4, avg_degree=10, num_features=32, seed=0)
     build_s = time.perf_counter() - start
-    data_gib = (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
+    data_gib = _data_gib(data)
     build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     seed_everything(0)
     recipe, _ = DAEGCRecipe().resolved(data, 4)  # feature_weight='auto' as `pyg-em run daegc` resolves it
@@ -82,21 +87,6 @@ def worker(num_nodes: int, epochs: int, batch_size: int, hidden: int, fanout: li
             "data_gib": data_gib, "load": os.getloadavg()[0]}
 
 
-class _GATEncoder(torch.nn.Module):
-    """PyAGC's side: it ships no DAEGC encoder, so the paper's two GAT layers (ELU, L2-normalised output) at our
-    widths (``hidden`` -> 16)."""
-
-    def __init__(self, in_channels: int, hidden: int, out_channels: int = 16) -> None:
-        super().__init__()
-        from torch_geometric.nn import GATConv
-
-        self.conv1, self.conv2 = GATConv(in_channels, hidden), GATConv(hidden, out_channels)
-
-    def forward(self, x, edge_index):
-        h = torch.nn.functional.elu(self.conv1(x, edge_index))
-        return torch.nn.functional.normalize(torch.nn.functional.elu(self.conv2(h, edge_index)), dim=-1)
-
-
 def pyagc_worker(num_nodes: int, batch_size: int, hidden: int, fanout: list[int]) -> dict[str, float]:
     """PyAGC 1.1.2's mini-batch DAEGC on the same SBM, in this process: its ``train_batch`` with a
     ``NeighborLoader`` of our fan-out and batch size for one pretraining and one self-training epoch (our
@@ -105,6 +95,7 @@ def pyagc_worker(num_nodes: int, batch_size: int, hidden: int, fanout: list[int]
     from pyagc.models import DAEGC as PyAGCDAEGC
     from torch_geometric.loader import NeighborLoader
 
+    from benchmarks.bench_daegc import _PyAGCEncoder
     from pyg_em.datasets import attributed_sbm
     from pyg_em.metrics import clustering_metrics
     from pyg_em.recipes import DAEGCRecipe
@@ -126,10 +117,10 @@ def pyagc_worker(num_nodes: int, batch_size: int, hidden: int, fanout: list[int]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     baseline = _rss_gib()
     data = attributed_sbm(num_nodes, 4, avg_degree=10, num_features=32, seed=0)
-    data_gib = (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
+    data_gib = _data_gib(data)
     recipe = DAEGCRecipe()
     seed_everything(0)
-    model = GuardedDAEGC(_GATEncoder(data.num_features, hidden), 4, 16)
+    model = GuardedDAEGC(_PyAGCEncoder(data.num_features, hidden), 4, 16)  # the paper's GAT at our widths
     loader = NeighborLoader(data, num_neighbors=fanout, batch_size=batch_size, shuffle=True)
     times = {}
     start = time.perf_counter()
@@ -200,7 +191,7 @@ def build_only(num_nodes: int) -> dict[str, float]:
     data = attributed_sbm(num_nodes, 4, avg_degree=10, num_features=32, seed=0)
     build_s = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    data_gib = (data.edge_index.numel() * 8 + data.x.numel() * 4 + data.y.numel() * 8) / 2**30
+    data_gib = _data_gib(data)
     return {"num_nodes": num_nodes, "num_edges": int(data.edge_index.size(1)), "build_s": build_s,
             "baseline_gib": baseline, "peak_gib": peak, "data_gib": data_gib,
             "estimate_gib": sbm_memory_bytes(num_nodes, 10, 32) / 2**30, "load": os.getloadavg()[0]}
