@@ -7,6 +7,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_dense_adj, to_undirected
 
 import pyg_em.models.daegc as daegc_module
+import pyg_em.nn._csc_proximity as cp
 import pyg_em.nn.proximity_attention as pa
 from pyg_em.datasets import attributed_sbm
 from pyg_em.models import DAEGC, GAE, link_split
@@ -109,8 +110,9 @@ def test_gathered_batch_proximity_equals_the_key_lookup():
     transform = loader.transform
     by_ids = gather_proximity(transform.edge_values, transform.loop_values, batch.n_id, batch.e_id,
                               batch.edge_index)
-    assert torch.equal(by_ids.index, by_keys.index) and torch.equal(by_ids.values, by_keys.values)
-    assert torch.equal(batch.proximity_graph.values, by_keys.values)
+    # The loader's M comes from csc_proximity (an undirected graph), summed in another order: float tolerance.
+    assert torch.equal(by_ids.index, by_keys.index) and torch.allclose(by_ids.values, by_keys.values, atol=1e-7)
+    assert torch.allclose(batch.proximity_graph.values, by_keys.values, atol=1e-7)
 
 
 @requires_sampler
@@ -162,9 +164,10 @@ def _count_conversions(monkeypatch):
             return _real(self, *a, **k)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    real_tp = pa.transition_proximity
-    monkeypatch.setattr(pa, "transition_proximity",
-                        lambda *a, **k: counts.__setitem__("proximity", counts["proximity"] + 1) or real_tp(*a, **k))
+    for module, name in ((pa, "transition_proximity"), (cp, "_proximity_on")):  # M of either layout
+        real_m = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real_m, **k:
+                            counts.__setitem__("proximity", counts["proximity"] + 1) or _real(*a, **k))
     return counts
 
 

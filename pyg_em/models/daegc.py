@@ -11,8 +11,10 @@ from tqdm.auto import tqdm
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
+from pyg_em.nn._csc_proximity import CSCProximity, csc_proximity
 from pyg_em.nn.proximity_attention import ProximityAttentionConv, ProximityGraph
 from pyg_em.utils.cache import TensorKeyedCache
+from pyg_em.utils.csc import SortedCSC
 from pyg_em.utils.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean, sample_negatives_from
 from pyg_em.validation import check_graph_data, check_positive, check_positive_int
 
@@ -85,6 +87,7 @@ class DAEGC(ClusteringModel):
         #: :meth:`set_feature_scale`); ``None`` scores each loss against the variance of the rows it is given.
         self.feature_variance: float | None = None
         self._edge_key_cache = TensorKeyedCache()
+        self._inference_cache = TensorKeyedCache(capacity=1)
         self.reset_parameters()
 
     # -- encoder / decoder ----------------------------------------------------------------------------
@@ -125,7 +128,7 @@ class DAEGC(ClusteringModel):
         edge_weight = None if edge_weight is None else edge_weight.to(device)
         self.eval()
         try:
-            graph = self.conv1.graph(edge_index, x.size(0), edge_weight)
+            graph = self.inference_graph(edge_index, x.size(0), edge_weight)
             chunks = range(0, x.size(0), chunk_size)
             narrow = x.layout == torch.strided and self.conv1.in_channels <= self.conv1.out_channels
             bars = tqdm(total=2 * len(chunks), desc="inference", disable=not progress, leave=False)
@@ -148,13 +151,28 @@ class DAEGC(ClusteringModel):
                 h, root2 = self.conv2.project(hidden), self.conv2.project_root(hidden)
             out = self._layer_rows(self.conv2, h, graph, chunks, bars, root2)
             bars.close()
-            return F.normalize(out, p=2, dim=-1)
+            del h, root2
+            # F.normalize in place: at 10M nodes another N x D copy is 0.6 GiB.
+            return out.div_(out.norm(dim=-1, keepdim=True).clamp_(min=1e-12))
         finally:
             self.train(was_training)
 
+    def inference_graph(self, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None,
+                        build=None) -> ProximityGraph | CSCProximity:
+        """The whole graph's proximity :math:`M` in the form :meth:`embed_data` reads, cached until
+        ``edge_index``/``edge_weight`` change: :func:`~pyg_em.nn.csc_proximity` (one value per edge of the
+        graph's sorted CSC) for an unweighted undirected graph, else :func:`~pyg_em.nn.proximity_graph` (the
+        layers' own cache). ``build`` computes it on a miss instead (:func:`~pyg_em.recipes.fit_daegc` passes
+        the one its loader samples from)."""
+        def default() -> ProximityGraph | CSCProximity:
+            lean = csc_proximity(edge_index, num_nodes) if edge_weight is None else None
+            return lean if lean is not None else self.conv1.graph(edge_index, num_nodes, edge_weight)
+
+        return self._inference_cache.get((edge_index, edge_weight), build or default, extra=(num_nodes,))
+
     @staticmethod
-    def _layer_rows(conv: ProximityAttentionConv, h: Tensor, graph: ProximityGraph, chunks: range, bars,
-                    root: Tensor | None = None) -> Tensor:
+    def _layer_rows(conv: ProximityAttentionConv, h: Tensor, graph: ProximityGraph | CSCProximity, chunks: range,
+                    bars, root: Tensor | None = None) -> Tensor:
         """ELU of ``conv``'s output for every node from its projection ``h`` (and root term), chunk by chunk."""
         out = h.new_empty(h.size(0), conv.out_channels)
         scores = conv.projected_scores(h)  # once per layer, not once per chunk
@@ -172,16 +190,16 @@ class DAEGC(ClusteringModel):
 
     def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Tensor | None = None,
                    sources: Tensor | None = None, *, num_targets: int | None = None, n_id: Tensor | None = None,
-                   forbidden: Tensor | None = None, num_nodes: int | None = None) -> Tensor:
+                   forbidden: Tensor | SortedCSC | None = None, num_nodes: int | None = None) -> Tensor:
         """BCE on ``pos_edge_index`` and on non-edges (sampled when ``neg_edge_index`` is not given).
 
         Sampled pairs :math:`(u, v)` take :math:`u` from ``sources`` (default: the positive edges' first
         nodes, i.e. in proportion to degree) and :math:`v` uniformly among the first ``num_targets`` nodes
         (default: all). Pairs that hit an edge of ``pos_edge_index`` or a self-loop are masked out of the
         negative mean; with ``forbidden`` (sorted global pair keys, :func:`~pyg_em.utils.forbidden_pair_keys`
-        of the whole graph) and ``n_id`` (global ids of ``z``'s rows) they are checked against every edge of
-        the whole graph instead, as a mini-batch needs. A batch without positive edges contributes an exact
-        zero that stays connected to the graph.
+        of the whole graph, or its :class:`~pyg_em.utils.SortedCSC`) and ``n_id`` (global ids of ``z``'s rows)
+        they are checked against every edge of the whole graph instead, as a mini-batch needs. A batch without
+        positive edges contributes an exact zero that stays connected to the graph.
         """
         if pos_edge_index.size(1) == 0:
             return z.sum() * 0.0
@@ -308,7 +326,8 @@ class DAEGC(ClusteringModel):
             edges = batch.edge_index[:, batch.edge_index[1] < seeds]
         return z, seeds, edges.flip(0)
 
-    def _batch_recon(self, batch: Data, forbidden: Tensor | None, num_nodes: int | None) -> tuple[Tensor, Tensor, int]:
+    def _batch_recon(self, batch: Data, forbidden: Tensor | SortedCSC | None,
+                     num_nodes: int | None) -> tuple[Tensor, Tensor, int]:
         if forbidden is not None and num_nodes is None:
             raise ValueError("loss_batch(forbidden=...) needs num_nodes, the node count the keys were built with")
         z, seeds, edges = self._batch_parts(batch)
@@ -318,20 +337,22 @@ class DAEGC(ClusteringModel):
                                 forbidden=forbidden, num_nodes=num_nodes)
         return z, recon, seeds
 
-    def pretrain_loss_batch(self, batch: Data, forbidden: Tensor | None = None,
+    def pretrain_loss_batch(self, batch: Data, forbidden: Tensor | SortedCSC | None = None,
                             num_nodes: int | None = None) -> LossOutput:
         """Reconstruction loss of one ``NeighborLoader`` batch (see :meth:`loss_batch` for the arguments)."""
         z, recon, seeds = self._batch_recon(batch, forbidden, num_nodes)
         return self._with_features({"recon": recon}, recon, z[:seeds], self._seed_features(batch))
 
-    def loss_batch(self, batch: Data, forbidden: Tensor | None = None, num_nodes: int | None = None) -> LossOutput:
+    def loss_batch(self, batch: Data, forbidden: Tensor | SortedCSC | None = None,
+                   num_nodes: int | None = None) -> LossOutput:
         """Self-training loss of one ``NeighborLoader`` batch: reconstruction on the seeds' sampled edges plus
         the KL term on the seeds.
 
         Args:
             batch (Data): A ``NeighborLoader`` batch (``n_id``, ``batch_size``, two sampled hops).
-            forbidden (Tensor, optional): Sorted global pair keys of every edge of the whole graph
-                (:func:`~pyg_em.utils.forbidden_pair_keys`); sampled negatives that are edges of the graph
+            forbidden (Tensor or SortedCSC, optional): Sorted global pair keys of every edge of the whole graph
+                (:func:`~pyg_em.utils.forbidden_pair_keys`), or the whole undirected graph's
+                :class:`~pyg_em.utils.SortedCSC`; sampled negatives that are edges of the graph
                 but not of the batch are then masked too. Without it only the batch's sampled edges are
                 checked. :func:`~pyg_em.recipes.fit_daegc` passes it. (default: :obj:`None`)
             num_nodes (int, optional): Nodes of the whole graph, the base of ``forbidden``'s keys.

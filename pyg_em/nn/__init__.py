@@ -1,5 +1,6 @@
 """Layers, encoders and decoders (PyG ``MessagePassing`` modules)."""
 
+from pyg_em.nn._csc_proximity import CSCProximity, csc_proximity
 from pyg_em.nn.feature_rows import FeatureRows
 from pyg_em.nn.gcn_encoder import GCNEncoder, NormalizedAdjacencyCache, VariationalGCNEncoder
 from pyg_em.nn.propagation_encoder import NormalizedPropagationEncoder, VariationalNormalizedPropagationEncoder
@@ -19,4 +20,5 @@ __all__: list[str] = [
     "NormalizedPropagationEncoder", "VariationalNormalizedPropagationEncoder",
     "ProximityAttentionConv", "transition_proximity", "ProximityGraph", "proximity_graph", "proximity_keys",
     "restrict_proximity", "proximity_on_edges", "gather_proximity", "FeatureRows",
+    "CSCProximity", "csc_proximity",
 ]

@@ -13,6 +13,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
+from pyg_em.nn._csc_proximity import CSCProximity
 from pyg_em.nn.sparse_matmul import (
     CSRPattern,
     _csr,
@@ -118,6 +119,17 @@ class ProximityGraph(NamedTuple):
     index: Tensor
     values: Tensor
     csr: CSRPattern
+
+    def chunk_rows(self, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The attention rows of nodes ``start`` to ``stop - 1``: their local CSR row pointer, attended columns,
+        proximity values and the local row of each entry (what :meth:`~pyg_em.nn.ProximityAttentionConv.forward_rows`
+        reads; :class:`~pyg_em.nn.CSCProximity` has the same method)."""
+        crow = self.csr.crow
+        first, last = int(crow[start]), int(crow[stop])
+        local_crow = crow[start:stop + 1] - first
+        rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device), local_crow.diff(),
+                                       output_size=last - first)
+        return local_crow, self.csr.col[first:last], self.values[self.csr.order[first:last]], rows
 
 
 def proximity_graph(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None,
@@ -232,17 +244,6 @@ def gather_proximity(edge_values: Tensor, loop_values: Tensor, n_id: Tensor, e_i
     """
     keep, target, source = _batch_pattern(edge_index, n_id.numel())
     return _batch_graph(target, source, torch.cat([edge_values[e_id[keep]], loop_values[n_id]]), n_id.numel())
-
-
-def _chunk_rows(graph: ProximityGraph, start: int, stop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The attention rows of nodes ``start`` to ``stop - 1``: their local CSR row pointer, attended columns,
-    proximity values and the row of each entry."""
-    crow = graph.csr.crow
-    first, last = int(crow[start]), int(crow[stop])
-    local_crow = crow[start:stop + 1] - first
-    rows = torch.repeat_interleave(torch.arange(stop - start, device=crow.device), local_crow.diff(),
-                                   output_size=last - first)
-    return local_crow, graph.csr.col[first:last], graph.values[graph.csr.order[first:last]], rows
 
 
 class ProximityAttentionConv(MessagePassing):
@@ -409,7 +410,7 @@ class ProximityAttentionConv(MessagePassing):
         return (h * self.att_self).sum(-1), (h * self.att_neighbor).sum(-1)
 
     @torch.no_grad()
-    def forward_rows(self, h: Tensor, graph: ProximityGraph, start: int, stop: int,
+    def forward_rows(self, h: Tensor, graph: ProximityGraph | CSCProximity, start: int, stop: int,
                      root: Tensor | None = None, scores: tuple[Tensor, Tensor] | None = None) -> Tensor:
         r"""The outputs of nodes ``start`` to ``stop - 1`` of the full graph, without dropout (inference).
 
@@ -422,7 +423,7 @@ class ProximityAttentionConv(MessagePassing):
         if (root is None) != (self.lin_root is None):
             raise ValueError("forward_rows(root=...) takes the chunk's root term exactly when the layer has "
                              f"root_weight (root_weight={self.root_weight}, root given: {root is not None})")
-        local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
+        local_crow, cols, prox, rows = graph.chunk_rows(start, stop)
         scores = self.projected_scores(h) if scores is None else scores
         alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
         out = torch.sparse.mm(_csr(local_crow, cols, alpha, (stop - start, h.size(0))), h)
@@ -440,15 +441,15 @@ class ProximityAttentionConv(MessagePassing):
         return scores[:, 0], scores[:, 1]
 
     @torch.no_grad()
-    def forward_rows_from_input(self, x: Tensor, scores: tuple[Tensor, Tensor], graph: ProximityGraph, start: int,
-                                stop: int) -> Tensor:
+    def forward_rows_from_input(self, x: Tensor, scores: tuple[Tensor, Tensor],
+                                graph: ProximityGraph | CSCProximity, start: int, stop: int) -> Tensor:
         r""":meth:`forward_rows` from the layer's input ``x`` instead of its projection:
         :math:`\mathbf{h}'_i = \mathbf{W} \sum_j \alpha_{ij} \mathbf{x}_j` (the projection is linear), with
         ``scores`` from :meth:`input_scores`. When the input is narrower than the output (the first DAEGC
         layer on 32 features and 256 hidden units) no :math:`N \times F_{out}` array is ever formed, so
         whole-graph inference needs memory for the input and a chunk only.
         """
-        local_crow, cols, prox, rows = _chunk_rows(graph, start, stop)
+        local_crow, cols, prox, rows = graph.chunk_rows(start, stop)
         alpha = self._alpha_from_scores(scores[0][start:stop], scores[1], prox, rows, cols, stop - start)
         out = self.lin(torch.sparse.mm(_csr(local_crow, cols, alpha.to(x.dtype), (stop - start, x.size(0))), x))
         if self.lin_root is not None:

@@ -18,7 +18,15 @@ from torch_geometric.data import Data
 from pyg_em.clusters import feature_silhouette
 from pyg_em.metrics import clustering_metrics
 from pyg_em.models import DAEGC
-from pyg_em.nn import FeatureRows, ProximityGraph, gather_proximity, proximity_graph, proximity_on_edges
+from pyg_em.nn import (
+    CSCProximity,
+    FeatureRows,
+    ProximityGraph,
+    csc_proximity,
+    gather_proximity,
+    proximity_graph,
+    proximity_on_edges,
+)
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
 from pyg_em.train import (
     Callback,
@@ -30,6 +38,7 @@ from pyg_em.train import (
     shard_indices,
     share_across_local_ranks,
 )
+from pyg_em.utils.csc import SortedCSC
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
 from pyg_em.validation import as_int, check_graph, check_n_clusters, check_positive_int
 
@@ -101,17 +110,16 @@ def check_num_neighbors(num_neighbors: Any, depth: int, name: str = "num_neighbo
 
 class _DAEGCBatch:
     """``NeighborLoader`` transform: the batch's feature rows (gathered from one CSR/dense copy) and its
-    attention pattern with the whole graph's proximity :math:`M` (looked up, not recomputed), both built on
-    the CPU where the loader builds the batch, so a training step reads no count from the device."""
+    attention pattern with the whole graph's proximity :math:`M` (gathered by edge id, not recomputed), both
+    built on the CPU where the loader builds the batch, so a training step reads no count from the device.
+    ``edge_values``/``loop_values`` are :math:`M` per edge of the loader's graph (the order of its ``e_id``)
+    and per node."""
 
-    def __init__(self, x: torch.Tensor, graph: ProximityGraph, edge_index: torch.Tensor,
+    def __init__(self, x: torch.Tensor, edge_values: torch.Tensor, loop_values: torch.Tensor,
                  seed_features: bool = False) -> None:
         self.features = FeatureRows(x)
         self.seed_features = seed_features
-        # M per edge of the loader's graph (`edge_index`, the order of its e_id) and per node; one copy per host
-        # under torch.distributed (a collective; a plain call in one process).
-        self.edge_values, self.loop_values = share_across_local_ranks(
-            lambda: tuple(t.cpu() for t in proximity_on_edges(graph, edge_index)))
+        self.edge_values, self.loop_values = edge_values, loop_values
 
     def __call__(self, batch: Data) -> Data:
         batch = self.features.transform(batch)
@@ -124,12 +132,17 @@ class _DAEGCBatch:
 
 
 def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] | None = None, *,
-                          seed: int = 0, shuffle: bool = True, graph: ProximityGraph | None = None,
+                          seed: int = 0, shuffle: bool = True, graph: ProximityGraph | CSCProximity | None = None,
                           seed_features: bool = False):
     """The :class:`~torch_geometric.loader.NeighborLoader` of :func:`fit_daegc`: ``batch_size`` seed nodes per
     batch (this rank's shard under ``torch.distributed``), ``num_neighbors`` per attention layer, features
     gathered by :class:`~pyg_em.nn.FeatureRows` and the whole graph's proximity on each batch, gathered by
     edge id (:func:`~pyg_em.nn.gather_proximity`).
+
+    An unweighted undirected graph is sampled from the sorted CSC of its :class:`~pyg_em.nn.CSCProximity`,
+    which also holds :math:`M` in that edge order: one copy of the edges serves the sampler, the proximity and
+    (in :func:`fit_daegc`) the rejection of negatives. Other graphs are sampled from a CSC copy sorted by PyG's
+    ``sort_csc``, with :math:`M` looked up once per edge in :func:`~pyg_em.nn.proximity_graph`.
 
     Args:
         data (Data): The whole graph (``x``, ``edge_index``, optional ``edge_weight``).
@@ -138,8 +151,9 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
             (default: ``[15, 10]``)
         seed (int): Seed of the seed-node sharding. (default: :obj:`0`)
         shuffle (bool): Shuffle the seeds every epoch. (default: :obj:`True`)
-        graph (ProximityGraph, optional): :func:`~pyg_em.nn.proximity_graph` of ``data`` when already
-            computed (e.g. the model's cached one). (default: :obj:`None`)
+        graph (ProximityGraph or CSCProximity, optional): The proximity of ``data`` when already computed
+            (:meth:`~pyg_em.models.DAEGC.inference_graph`, :func:`~pyg_em.nn.proximity_graph`).
+            (default: computed here)
         seed_features (bool): Add ``seed_x``, the seeds' dense feature rows, to every batch (what a
             :class:`~pyg_em.models.DAEGC` with ``feature_weight > 0`` reconstructs). (default: :obj:`False`)
     """
@@ -149,14 +163,33 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
     fanouts = check_num_neighbors([15, 10] if num_neighbors is None else num_neighbors, DAEGC.num_layers)
     edge_weight = getattr(data, "edge_weight", None)
     if graph is None:
-        graph = proximity_graph(data.edge_index, data.num_nodes, edge_weight)
-    # The sampler's CSC layout, sorted once by PyG's own sort_csc (so sampling is what NeighborLoader would do)
-    # and, under torch.distributed, shared by the ranks of a host instead of sorted again by each.
-    loader_data = share_across_local_ranks(lambda: _csc_sorted(data.edge_index, edge_weight, data.num_nodes))
-    transform = _DAEGCBatch(data.x.cpu(), graph, loader_data.edge_index, seed_features)
+        graph = _whole_graph_proximity(data)
+    if isinstance(graph, CSCProximity):
+        loader_data = Data(edge_index=graph.graph.edge_index.cpu(), num_nodes=data.num_nodes)
+        edge_values, loop_values = graph.values.cpu(), graph.loop_values.cpu()
+    else:
+        # The sampler's CSC layout, sorted once by PyG's own sort_csc (so sampling is what NeighborLoader would
+        # do) and, under torch.distributed, shared by the ranks of a host instead of sorted again by each.
+        loader_data = share_across_local_ranks(lambda: _csc_sorted(data.edge_index, edge_weight, data.num_nodes))
+        edge_values, loop_values = share_across_local_ranks(
+            lambda: tuple(t.cpu() for t in proximity_on_edges(graph, loader_data.edge_index)))
+    transform = _DAEGCBatch(data.x.cpu(), edge_values, loop_values, seed_features)
     return NeighborLoader(loader_data, num_neighbors=fanouts, batch_size=batch_size, shuffle=shuffle,
                           input_nodes=shard_indices(data.num_nodes, seed=seed or 0, equal_size=True),
                           transform=transform, is_sorted=True)
+
+
+def _whole_graph_proximity(data: Data) -> ProximityGraph | CSCProximity:
+    """The whole graph's :math:`M` for mini-batch training, on the host: :func:`~pyg_em.nn.csc_proximity` for an
+    unweighted undirected graph, else :func:`~pyg_em.nn.proximity_graph`; under ``torch.distributed`` one copy
+    per host (:func:`~pyg_em.train.share_across_local_ranks`, a collective)."""
+    edge_index, edge_weight = data.edge_index.cpu(), getattr(data, "edge_weight", None)
+    if edge_weight is None:
+        lean = share_across_local_ranks(lambda: csc_proximity(edge_index, data.num_nodes))
+        if lean is not None:
+            return lean
+    return share_across_local_ranks(lambda: proximity_graph(
+        edge_index, data.num_nodes, None if edge_weight is None else edge_weight.cpu()))
 
 
 def _csc_sorted(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int) -> Data:
@@ -313,28 +346,30 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
         model.feature_variance = None  # full batch: the rows are the whole graph already
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     show = progress if progress is not None else sys.stderr.isatty()
-    loader = None
+    loader, forbidden = None, []
     if batch_size is not None:
-        # The whole graph's M, computed once through the layers' shared cache: the loader looks the batches'
-        # values up in it, and the k-means input and every target refresh reuse it.
-        # Under torch.distributed the ranks of a host share one copy of it (share_across_local_ranks).
+        # The whole graph's M, computed once: the loader gathers the batches' values from it, and the k-means
+        # input and every target refresh (DAEGC.inference_graph) reuse it. Under torch.distributed the ranks of
+        # a host share one copy of it.
         edge_weight = getattr(data, "edge_weight", None)
-        def build() -> ProximityGraph:
-            return share_across_local_ranks(lambda: proximity_graph(data.edge_index, num_nodes, edge_weight))
-
-        # shared memory holds host tensors only
-        full = model.conv1.graph(data.edge_index, num_nodes, edge_weight,
-                                 build=build if data.edge_index.device.type == "cpu" else None)
+        full = model.inference_graph(data.edge_index, num_nodes, edge_weight,
+                                     build=(lambda: _whole_graph_proximity(data))  # shared memory: host only
+                                     if data.edge_index.device.type == "cpu" else None)
         loader = daegc_neighbor_loader(data, batch_size, num_neighbors, seed=seed or 0, graph=full,
                                        seed_features=model.feature_weight > 0)
+        if isinstance(full, CSCProximity):  # its CSC is also the edge-membership test of the negatives
+            forbidden.append(full.graph)
     elif num_neighbors is not None:
         check_num_neighbors(num_neighbors, DAEGC.num_layers)
-    forbidden: list[torch.Tensor] = []
 
-    def keys(batch: Data) -> torch.Tensor:
-        """Every edge of the whole graph, as sorted global pair keys on the training device (built once)."""
+    def keys(batch: Data) -> torch.Tensor | SortedCSC:
+        """Every edge of the whole graph, as sorted global pair keys or the undirected graph's sorted CSC, on
+        the training device (built or moved once)."""
+        device = batch.edge_index.device
         if not forbidden:
-            forbidden.append(forbidden_pair_keys(data.edge_index.to(batch.edge_index.device), num_nodes))
+            forbidden.append(forbidden_pair_keys(data.edge_index.to(device), num_nodes))
+        if isinstance(forbidden[0], SortedCSC) and forbidden[0].colptr.device != device:
+            forbidden[0] = forbidden[0].to(device)
         return forbidden[0]
 
     common = {"device": device, "progress": progress, "weight_decay": weight_decay,
@@ -347,7 +382,7 @@ def fit_daegc(model: DAEGC, data: Data, *, pretrain_steps: int = 100, epochs: in
                   desc="pretrain", step_fn=lambda m, d: m.pretrain_loss(d),
                   batch_step_fn=lambda m, b: m.pretrain_loss_batch(b, forbidden=keys(b), num_nodes=num_nodes),
                   checkpoint_path=pre_path, callbacks=[_Stopwatch(timings, "pretrain")], **common)
-    if loader is not None and pre.device.type == "cpu" and data.edge_index.device.type == "cpu":
+    if not forbidden and loader is not None and pre.device.type == "cpu" and data.edge_index.device.type == "cpu":
         # On the host, the ranks of a host share one copy of the keys (built at once instead of at the first step).
         forbidden.append(share_across_local_ranks(lambda: forbidden_pair_keys(data.edge_index, num_nodes)))
     if resume_self_training:  # pretraining and k-means are done: their result is in the self-training checkpoint

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pyg_em.utils.csc import SortedCSC
 from pyg_em.validation import check_edge_index
 
 __all__ = ["forbidden_pair_keys", "sample_negative_edges", "sample_negatives_from", "is_forbidden", "masked_mean"]
@@ -50,8 +51,11 @@ def forbidden_pair_keys(edge_index: Tensor, num_nodes: int, exclude_edge_index: 
     return keys[first]
 
 
-def is_forbidden(src: Tensor, dst: Tensor, num_nodes: int, forbidden: Tensor) -> Tensor:
-    """Boolean mask: the pair is a self-loop or its key is in the sorted ``forbidden`` keys."""
+def is_forbidden(src: Tensor, dst: Tensor, num_nodes: int, forbidden: Tensor | SortedCSC) -> Tensor:
+    """Boolean mask: the pair is a self-loop or its key is in the sorted ``forbidden`` keys (or, for a
+    :class:`~pyg_em.utils.SortedCSC` of an undirected graph, the pair is one of its edges)."""
+    if isinstance(forbidden, SortedCSC):
+        return forbidden.contains(src, dst) | (src == dst)
     keys = src * num_nodes + dst
     if forbidden.numel() == 0:
         return src == dst
