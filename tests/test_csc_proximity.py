@@ -91,3 +91,15 @@ def test_embed_data_on_the_lean_layout_equals_the_full_forward():
         assert model.inference_graph(edges, n).__class__.__name__ == "CSCProximity"
         for chunk in (4, 1024):
             assert torch.allclose(model.embed_data(data, chunk_size=chunk), model.embed(data.x, edges), atol=1e-5)
+
+
+def test_whole_graph_proximity_picks_the_lean_layout_only_where_it_holds():
+    from pyg_em.nn import CSCProximity, ProximityGraph, whole_graph_proximity
+
+    edges, n = irregular_graph(seed=5)
+    assert isinstance(whole_graph_proximity(edges, n), CSCProximity)
+    weighted = whole_graph_proximity(edges, n, torch.rand(edges.size(1)) + 0.5)
+    directed = whole_graph_proximity(torch.tensor([[0, 1, 2], [1, 2, 0]]), 3)
+    assert isinstance(weighted, ProximityGraph) and isinstance(directed, ProximityGraph)
+    marker = proximity_graph(edges, n)
+    assert whole_graph_proximity(torch.tensor([[0, 1], [1, 2]]), 3, general=lambda: marker) is marker

@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 from pyg_em.clusters.dec import DECClusterHead
 from pyg_em.models.base import ClusteringModel, LossOutput
-from pyg_em.nn._csc_proximity import CSCProximity, csc_proximity
-from pyg_em.nn.proximity_attention import ProximityAttentionConv, ProximityGraph
+from pyg_em.nn._csc_proximity import CSCProximity
+from pyg_em.nn.proximity_attention import ProximityAttentionConv, ProximityGraph, whole_graph_proximity
 from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.utils.csc import SortedCSC
 from pyg_em.utils.negative_sampling import forbidden_pair_keys, is_forbidden, masked_mean, sample_negatives_from
@@ -111,8 +111,9 @@ class DAEGC(ClusteringModel):
         e.g. 32 features and 256 hidden units) the first layer aggregates the inputs and projects per chunk
         (:meth:`~pyg_em.nn.ProximityAttentionConv.forward_rows_from_input`), and each chunk's output is
         projected by the second layer at once: no :math:`N \\times` ``hidden_channels`` array is formed, only
-        :math:`N \\times` ``embedding_channels`` ones. The proximity :math:`M` of ``data`` comes from the
-        layers' shared cache: repeated calls on the same graph (every DEC target refresh) compute it once.
+        :math:`N \\times` ``embedding_channels`` ones. The proximity :math:`M` of ``data`` comes from
+        :meth:`inference_graph`'s cache: repeated calls on the same graph (every DEC target refresh) compute it
+        once.
         Equals :meth:`embed` in evaluation mode to float tolerance.
 
         Args:
@@ -165,8 +166,8 @@ class DAEGC(ClusteringModel):
         layers' own cache). ``build`` computes it on a miss instead (:func:`~pyg_em.recipes.fit_daegc` passes
         the one its loader samples from)."""
         def default() -> ProximityGraph | CSCProximity:
-            lean = csc_proximity(edge_index, num_nodes) if edge_weight is None else None
-            return lean if lean is not None else self.conv1.graph(edge_index, num_nodes, edge_weight)
+            return whole_graph_proximity(edge_index, num_nodes, edge_weight,
+                                         general=lambda: self.conv1.graph(edge_index, num_nodes, edge_weight))
 
         return self._inference_cache.get((edge_index, edge_weight), build or default, extra=(num_nodes,))
 

@@ -13,6 +13,7 @@ from pyg_em.nn.proximity_attention import (
     proximity_on_edges,
     restrict_proximity,
     transition_proximity,
+    whole_graph_proximity,
 )
 
 __all__: list[str] = [
@@ -20,5 +21,5 @@ __all__: list[str] = [
     "NormalizedPropagationEncoder", "VariationalNormalizedPropagationEncoder",
     "ProximityAttentionConv", "transition_proximity", "ProximityGraph", "proximity_graph", "proximity_keys",
     "restrict_proximity", "proximity_on_edges", "gather_proximity", "FeatureRows",
-    "CSCProximity", "csc_proximity",
+    "CSCProximity", "csc_proximity", "whole_graph_proximity",
 ]

@@ -13,7 +13,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.nn.inits import glorot
 from torch_geometric.utils import add_self_loops, remove_self_loops, softmax
 
-from pyg_em.nn._csc_proximity import CSCProximity
+from pyg_em.nn._csc_proximity import CSCProximity, csc_proximity
 from pyg_em.nn.sparse_matmul import (
     CSRPattern,
     _csr,
@@ -27,7 +27,7 @@ from pyg_em.utils.cache import TensorKeyedCache
 from pyg_em.validation import check_edge_weight, check_features, check_positive_int
 
 __all__ = ["ProximityAttentionConv", "ProximityGraph", "gather_proximity", "proximity_graph", "proximity_keys",
-           "proximity_on_edges", "restrict_proximity", "transition_proximity"]
+           "proximity_on_edges", "restrict_proximity", "transition_proximity", "whole_graph_proximity"]
 
 
 def _row_normalised(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int) -> tuple[Tensor, Tensor]:
@@ -138,6 +138,25 @@ def proximity_graph(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | No
     with torch.no_grad():
         pattern, prox = transition_proximity(edge_index, num_nodes, edge_weight, chunk_size=chunk_size)
         return ProximityGraph(pattern, prox, csr_pattern(pattern[0], pattern[1], (num_nodes, num_nodes)))
+
+
+def whole_graph_proximity(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None,
+                          general: Callable[[], ProximityGraph] | None = None) -> ProximityGraph | CSCProximity:
+    r"""The whole graph's :math:`M` in the leanest layout that holds it: :func:`~pyg_em.nn.csc_proximity` for an
+    unweighted undirected graph, else ``general()`` (default: :func:`~pyg_em.nn.proximity_graph`), the COO and
+    CSR layout that weighted and directed graphs need.
+
+    Args:
+        edge_index (Tensor): Edges :math:`(2, E)`.
+        num_nodes (int): Number of nodes :math:`N`.
+        edge_weight (Tensor, optional): Edge weights :math:`(E,)`. (default: :obj:`None`)
+        general (callable, optional): Builds the general layout, e.g. through a layer's cache.
+            (default: :obj:`None`)
+    """
+    lean = csc_proximity(edge_index, num_nodes) if edge_weight is None else None
+    if lean is not None:
+        return lean
+    return general() if general is not None else proximity_graph(edge_index, num_nodes, edge_weight)
 
 
 def proximity_keys(graph: ProximityGraph) -> tuple[Tensor, Tensor]:

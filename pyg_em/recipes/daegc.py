@@ -22,10 +22,9 @@ from pyg_em.nn import (
     CSCProximity,
     FeatureRows,
     ProximityGraph,
-    csc_proximity,
     gather_proximity,
-    proximity_graph,
     proximity_on_edges,
+    whole_graph_proximity,
 )
 from pyg_em.recipes.base import ConfigError, Recipe, RecipeResult, clustering_report, resolve_n_clusters
 from pyg_em.train import (
@@ -180,16 +179,11 @@ def daegc_neighbor_loader(data: Data, batch_size: int, num_neighbors: list[int] 
 
 
 def _whole_graph_proximity(data: Data) -> ProximityGraph | CSCProximity:
-    """The whole graph's :math:`M` for mini-batch training, on the host: :func:`~pyg_em.nn.csc_proximity` for an
-    unweighted undirected graph, else :func:`~pyg_em.nn.proximity_graph`; under ``torch.distributed`` one copy
-    per host (:func:`~pyg_em.train.share_across_local_ranks`, a collective)."""
-    edge_index, edge_weight = data.edge_index.cpu(), getattr(data, "edge_weight", None)
-    if edge_weight is None:
-        lean = share_across_local_ranks(lambda: csc_proximity(edge_index, data.num_nodes))
-        if lean is not None:
-            return lean
-    return share_across_local_ranks(lambda: proximity_graph(
-        edge_index, data.num_nodes, None if edge_weight is None else edge_weight.cpu()))
+    """:func:`~pyg_em.nn.whole_graph_proximity` of ``data`` on the host; under ``torch.distributed`` one copy per
+    host (:func:`~pyg_em.train.share_across_local_ranks`, a collective)."""
+    edge_weight = getattr(data, "edge_weight", None)
+    return share_across_local_ranks(lambda: whole_graph_proximity(
+        data.edge_index.cpu(), data.num_nodes, None if edge_weight is None else edge_weight.cpu()))
 
 
 def _csc_sorted(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int) -> Data:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyg_em.utils.csc import SortedCSC
+from pyg_em.utils.csc import SortedCSC, sort_in_place, write_pair_keys
 from pyg_em.validation import check_edge_index
 
 __all__ = ["forbidden_pair_keys", "sample_negative_edges", "sample_negatives_from", "is_forbidden", "masked_mean"]
@@ -38,14 +38,13 @@ def forbidden_pair_keys(edge_index: Tensor, num_nodes: int, exclude_edge_index: 
     start = 0
     for pairs in parts:  # written into one buffer: no concatenated copies of the pairs or of their keys
         for i, j in directions:
-            out = keys[start:start + pairs.size(1)]
-            torch.mul(pairs[i], num_nodes, out=out).add_(pairs[j])
+            write_pair_keys(keys[start:start + pairs.size(1)], pairs[i], pairs[j], num_nodes)
             start += pairs.size(1)
     if keys.device.type != "cpu":
         return torch.unique(keys)  # sorted
-    # On the host, sorted in place by NumPy: torch.unique/sort would add the sorted copy and an int64 index
-    # per key, about 8 GB of temporaries for the 100M edges of a 10M-node graph.
-    keys.numpy().sort()
+    # On the host, sorted in place: torch.unique/sort would add the sorted copy and an int64 index per key,
+    # about 8 GB of temporaries for the 100M edges of a 10M-node graph.
+    sort_in_place(keys)
     first = torch.ones(keys.numel(), dtype=torch.bool)
     torch.ne(keys[1:], keys[:-1], out=first[1:])
     return keys[first]
