@@ -345,7 +345,10 @@ def test_batched_lsmr_follows_scipy_lsmr_column_by_column():
 
     # A loose tolerance, so that the stopping tests (the estimates of ||r|| and ||A^T r||) decide when each column
     # stops: the same iteration and iterate as scipy's lsmr (damp = 0, no condition-number stop) column by column.
-    gen = torch.Generator().manual_seed(3)
+    # The seed keeps every column's stopping test clear of its threshold: perturbing A by 1e-11 relative moves no
+    # column's iteration count and its iterate by < 1e-6 relative. (Seed 3 had a column at its threshold: in the full
+    # suite on CI, rounding alone moved that column's iterate by 5 %.)
+    gen = torch.Generator().manual_seed(9)
     A = torch.randn(40, 25, generator=gen, dtype=torch.float64) * torch.logspace(0, 2, 25, dtype=torch.float64)
     B = torch.randn(40, 3, generator=gen, dtype=torch.float64)
     B[:, 2] = A @ torch.randn(25, generator=gen, dtype=torch.float64)  # a consistent column: it stops on ||r||
