@@ -273,12 +273,11 @@ def _table(rows: list[dict], batch_size: int) -> str:
 _DDP_WORKER = """
 import json, sys, itertools
 import torch
-import torch.distributed as dist
 from pyg_em.datasets import attributed_sbm
 from pyg_em.models import DAEGC
 from pyg_em.nn import proximity_graph
 from pyg_em.recipes import daegc_neighbor_loader
-from pyg_em.train import Trainer, init_distributed, seed_everything, share_across_local_ranks
+from pyg_em.train import Trainer, init_distributed, seed_everything, share_across_local_ranks, shutdown_distributed
 from pyg_em.utils.negative_sampling import forbidden_pair_keys
 
 
@@ -309,7 +308,7 @@ trainer.fit(loader=list(itertools.islice(iter(loader), steps)))
 data_gib = sum(t.numel() * t.element_size() for t in (data.edge_index, data.x, data.y)) / 2**30
 with open(f"{path}.{rank}", "w") as handle:
     json.dump({"rank": rank, "world": world, "data_gib": data_gib, **memory()}, handle)
-dist.destroy_process_group()
+shutdown_distributed()
 """
 
 

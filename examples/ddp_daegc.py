@@ -18,7 +18,7 @@ from pyg_em.datasets import attributed_sbm
 from pyg_em.metrics import clustering_accuracy
 from pyg_em.models import DAEGC
 from pyg_em.recipes import fit_daegc
-from pyg_em.train import default_backend, seed_everything
+from pyg_em.train import default_backend, seed_everything, shutdown_distributed
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
         flat = torch.cat([p.detach().cpu().flatten() for p in model.parameters()])
         torch.save({"params": flat, "history": history}, f"{args.out}.{rank}")
     if distributed:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

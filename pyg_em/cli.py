@@ -335,7 +335,7 @@ def _build_recipe(method: str, run: dict[str, Any], overrides: dict[str, Any]):
 
 def _run(args: argparse.Namespace) -> int:
     from pyg_em.recipes import RECIPES
-    from pyg_em.train import init_distributed, seed_everything, share_across_local_ranks
+    from pyg_em.train import init_distributed, seed_everything, share_across_local_ranks, shutdown_distributed
 
     # Under torchrun: one process group (gloo on CPU, nccl on CUDA), one copy of the graph per host, data-parallel
     # training through the Trainer; rank 0 alone prints the summary and writes the report and artifacts.
@@ -398,9 +398,7 @@ def _run(args: argparse.Namespace) -> int:
         for name, path in written.items():
             print(f"{name}: {path}")
     if world > 1:
-        import torch.distributed
-
-        torch.distributed.destroy_process_group()
+        shutdown_distributed()
     return 0
 
 

@@ -43,10 +43,9 @@ _RESUME_WORKER = """
 import sys
 
 import torch
-import torch.distributed as dist
 
 from pyg_em.datasets import attributed_sbm
-from pyg_em.train import LambdaCallback, Trainer, init_distributed, seed_everything
+from pyg_em.train import LambdaCallback, Trainer, init_distributed, seed_everything, shutdown_distributed
 from tests.test_checkpoint_faults import Toy
 
 
@@ -72,11 +71,11 @@ trainer = Trainer(model, epochs=12, lr=0.02, device="cpu", progress=False, check
 try:
     history = trainer.fit(data, resume=mode == "resume")
 except Stop:
-    dist.destroy_process_group()
+    shutdown_distributed()
     sys.exit(0)
 flat = torch.cat([p.detach().flatten() for p in model.parameters()])
 torch.save({"params": flat, "history": history}, f"{out}.{rank}")
-dist.destroy_process_group()
+shutdown_distributed()
 """
 
 

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from pyg_em.datasets import attributed_sbm
 from pyg_em.nn import proximity_graph
 from pyg_em.recipes import daegc_neighbor_loader
-from pyg_em.train import init_distributed, share_across_local_ranks
+from pyg_em.train import init_distributed, share_across_local_ranks, shutdown_distributed
 
 
 def status(key):
@@ -59,7 +59,7 @@ out = {"rank": rank, "growth": growth, "shared_growth": shared_growth, "data_byt
        "x_rows_match": bool(torch.equal(batch.x, data.x[batch.n_id]))}
 with open(f"{sys.argv[2]}.{rank}", "w") as handle:
     json.dump(out, handle)
-dist.destroy_process_group()
+shutdown_distributed()
 """
 
 

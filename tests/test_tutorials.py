@@ -2,7 +2,9 @@
 
 A tutorial's ``.. code-block:: python`` blocks run in order in one namespace (per tutorial, from a scratch
 directory). A ``.. code-block:: text`` block that directly follows a Python block (only blank lines in
-between) is that block's expected standard output, compared line by line (trailing spaces ignored).
+between) is that block's expected standard output, compared line by line (trailing spaces ignored). A text block
+with the option ``:class: approximate`` shows figures that rounding alone moves between CPUs (k-means restarts
+on Cora): its lines must match with every number within ``APPROXIMATE_ABS_TOL`` of the one shown.
 
 In a ``.. code-block:: console`` block, every ``$ pyg-em ...`` command followed by output lines runs in
 process (``pyg_em.cli.main``, from the same scratch directory, without ``PYG_EM_DATA``) and must print that
@@ -39,6 +41,22 @@ CHECKED = sorted(p.name for p in TUTORIALS.glob("*.rst") if p.name not in UNCHEC
 _DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\w+)\s*$")
 
 
+#: How far a printed number may lie from the one shown in an ``approximate`` block. k-means on Cora's features
+#: (10 restarts) measured ACC 0.344-0.378 under 1e-12 relative perturbations of the features.
+APPROXIMATE_ABS_TOL = 0.05
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _is_approximate(lines: list[str], start: int) -> bool:
+    """Whether the directive options from line ``start`` on include ``:class: approximate``."""
+    i = start
+    while i < len(lines) and lines[i].strip().startswith(":"):
+        if re.fullmatch(r":class:\s*(.*\s)?approximate(\s.*)?", lines[i].strip()):
+            return True
+        i += 1
+    return False
+
+
 def _read_block(lines: list[str], start: int, indent: int) -> tuple[str, int]:
     """The body of a directive whose line is ``start - 1``; returns (dedented text, index after the body)."""
     i = start
@@ -52,7 +70,8 @@ def _read_block(lines: list[str], start: int, indent: int) -> tuple[str, int]:
 
 
 def extract_blocks(path: Path) -> list[tuple[str, str | None, int]]:
-    """``(code, expected output or None, line number)`` for every Python block of an rst file."""
+    """``(code, expected output or None, line number)`` for every Python block of an rst file; an expected output
+    from an ``approximate`` block is returned as an :class:`Approximate` string."""
     lines = path.read_text().splitlines()
     blocks: list[tuple[str, str | None, int]] = []
     i = 0
@@ -69,6 +88,8 @@ def extract_blocks(path: Path) -> list[tuple[str, str | None, int]]:
         following = _DIRECTIVE.match(lines[j]) if j < len(lines) else None
         if following and following.group(2) == "text":
             expected, i_after = _read_block(lines, j + 1, len(following.group(1)))
+            if _is_approximate(lines, j + 1):
+                expected = Approximate(expected)
         blocks.append((code, expected, lineno))
         i = i_after
     return blocks
@@ -102,6 +123,25 @@ def _normalise(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip("\n").splitlines()]
 
 
+class Approximate(str):
+    """Expected output whose numbers may differ from the printed ones by up to ``APPROXIMATE_ABS_TOL``."""
+
+
+def _matches(actual: str, expected: str) -> bool:
+    actual_lines, expected_lines = _normalise(actual), _normalise(expected)
+    if not isinstance(expected, Approximate):
+        return actual_lines == expected_lines
+    if len(actual_lines) != len(expected_lines):
+        return False
+    for got, shown in zip(actual_lines, expected_lines):
+        got_numbers, shown_numbers = _NUMBER.findall(got), _NUMBER.findall(shown)
+        if _NUMBER.sub("#", got) != _NUMBER.sub("#", shown) or len(got_numbers) != len(shown_numbers):
+            return False
+        if any(abs(float(a) - float(b)) > APPROXIMATE_ABS_TOL for a, b in zip(got_numbers, shown_numbers)):
+            return False
+    return True
+
+
 # The DAEGC tutorial shows NeighborLoader mini-batches, which need pyg_lib or torch_sparse.
 NEEDS_SAMPLER = {"daegc.rst"}
 # These quote figures on Cora, read from the local Planetoid files (the test is skipped without them).
@@ -120,7 +160,18 @@ def test_tutorial_code_runs_and_prints_what_it_shows(name, tmp_path, request, mo
     outputs = run_blocks(path, tmp_path)
     for (_, expected, lineno), actual in zip(blocks, outputs):
         if expected is not None:
-            assert _normalise(actual) == _normalise(expected), f"{name}:{lineno} printed\n{actual}"
+            assert _matches(actual, expected), f"{name}:{lineno} printed\n{actual}"
+
+
+def test_approximate_blocks_allow_only_small_numeric_differences():
+    shown = Approximate("kmeans: acc 0.35\nspectral: acc 0.48\n")
+    assert _matches("kmeans: acc 0.38\nspectral: acc 0.44 \n", shown)
+    assert not _matches("kmeans: acc 0.41\nspectral: acc 0.48\n", shown)  # beyond the tolerance
+    assert not _matches("kmeans: nmi 0.35\nspectral: acc 0.48\n", shown)  # the words must match
+    assert not _matches("kmeans: acc 0.35\n", shown)  # and the line count
+    assert not _matches("kmeans: acc 0.36\nspectral: acc 0.48\n", "kmeans: acc 0.35\nspectral: acc 0.48\n")
+    lines = [".. code-block:: text", "    :class: approximate", "", "    acc 0.35", ""]
+    assert _is_approximate(lines, 1) and not _is_approximate(lines[:1] + lines[2:], 1)
 
 
 _TOML_NAME = re.compile(r"^#\s*(\S+\.toml)\s*$")
@@ -202,7 +253,7 @@ if __name__ == "__main__":  # print what each block of a tutorial prints, for wr
         with tempfile.TemporaryDirectory() as scratch:
             outs = run_blocks(path, Path(scratch))
         for (_code, expected, lineno), out in zip(extract_blocks(path), outs):
-            status = "" if expected is None else (" OK" if _normalise(out) == _normalise(expected) else " DIFFERS")
+            status = "" if expected is None else (" OK" if _matches(out, expected) else " DIFFERS")
             print(f"==== {arg}:{lineno}{status}\n{out}", end="")
 
 

@@ -9,6 +9,7 @@ from pyg_em.train.distributed import (
     process_rank,
     shard_indices,
     share_across_local_ranks,
+    shutdown_distributed,
 )
 from pyg_em.train.trainer import Trainer
 from pyg_em.train.utils import seed_everything, select_device
@@ -27,6 +28,7 @@ __all__ = [
     "shard_indices",
     "default_backend",
     "init_distributed",
+    "shutdown_distributed",
     "process_rank",
     "share_across_local_ranks",
     "DEFAULT_TIMEOUT_S",

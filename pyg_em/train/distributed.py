@@ -19,7 +19,8 @@ from torch import Tensor
 
 from pyg_em.validation import check_int, check_positive
 
-__all__ = ["default_backend", "shard_indices", "init_distributed", "share_across_local_ranks", "DEFAULT_TIMEOUT_S"]
+__all__ = ["default_backend", "shard_indices", "init_distributed", "shutdown_distributed", "share_across_local_ranks",
+           "DEFAULT_TIMEOUT_S"]
 
 #: Tensors smaller than this many bytes are pickled into each rank's copy instead of a shared file.
 _SHARED_MIN_BYTES = 1 << 16
@@ -60,6 +61,20 @@ def init_distributed(
         timeout = datetime.timedelta(seconds=check_positive(timeout, "timeout"))
     dist.init_process_group(backend or default_backend(device), timeout=timeout)
     return dist.get_rank(), dist.get_world_size()
+
+
+def shutdown_distributed() -> None:
+    """End the default process group, if one is running, once every rank has reached this call.
+
+    The barrier matters: a rank that tears its Gloo connections down while a peer still uses them can make the
+    peer's transport thread abort the process ("terminate called without an active exception"), turning a finished
+    run into a failed one. Safe to call without a process group (it does nothing).
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def process_rank() -> int:
