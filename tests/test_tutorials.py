@@ -47,21 +47,22 @@ APPROXIMATE_ABS_TOL = 0.05
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
+def _option_lines(lines: list[str], start: int) -> list[str]:
+    """The option lines (such as ``:caption:``) of a directive whose line is ``start - 1``, stripped."""
+    options = []
+    while start + len(options) < len(lines) and lines[start + len(options)].strip().startswith(":"):
+        options.append(lines[start + len(options)].strip())
+    return options
+
+
 def _is_approximate(lines: list[str], start: int) -> bool:
-    """Whether the directive options from line ``start`` on include ``:class: approximate``."""
-    i = start
-    while i < len(lines) and lines[i].strip().startswith(":"):
-        if re.fullmatch(r":class:\s*(.*\s)?approximate(\s.*)?", lines[i].strip()):
-            return True
-        i += 1
-    return False
+    """Whether the options of the directive whose line is ``start - 1`` include ``:class: approximate``."""
+    return any(re.fullmatch(r":class:\s*(.*\s)?approximate(\s.*)?", option) for option in _option_lines(lines, start))
 
 
 def _read_block(lines: list[str], start: int, indent: int) -> tuple[str, int]:
     """The body of a directive whose line is ``start - 1``; returns (dedented text, index after the body)."""
-    i = start
-    while i < len(lines) and lines[i].strip().startswith(":"):  # directive options such as :caption:
-        i += 1
+    i = start + len(_option_lines(lines, start))
     body = []
     while i < len(lines) and (not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > indent):
         body.append(lines[i])
